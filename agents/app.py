@@ -1,0 +1,78 @@
+"""The Faust application: topics, the SLA table, the SLA agent, the ticker and the ClickHouse sink.
+
+:func:`create_app` builds a fresh app from :class:`agents.settings.Settings`
+(no module-level app), so the CLI, the demo and the tests each get their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import StreamT
+
+from agents.settings import Settings
+from agents.sink import ClickHouseSinkService
+from agents.sla import SlaProcessor, consume
+from agents.topics import TopicNames
+from schemas.codec import INPUT_MESSAGE
+from streams.policy import load_policies
+from streams.record_state import SlaCore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired for ``settings``; run it with ``faust.Worker(app).execute_from_commandline()``."""
+    core = SlaCore(load_policies(settings.policies))
+    names = TopicNames(settings.topic_prefix)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(Path(settings.data_dir) / "worker"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=settings.web_port > 0,
+        web_port=settings.web_port or 6066,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+        web_in_thread=False,
+        table_cleanup_interval=3600.0,
+    )
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    events = topic(names.case_events)
+    alerts = topic(names.alerts)
+    dead_letters = topic(names.dead_letters)
+    table = app.Table(f"{settings.app_id}-records", default=None, partitions=settings.partitions)
+    processor = SlaProcessor(core, table, alerts, dead_letters)
+
+    @app.agent(events, name="sla")
+    async def sla_agent(stream: StreamT) -> None:
+        await consume(processor, stream)
+
+    @app.on_partitions_revoked.connect
+    async def _on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+        processor.invalidate_indexes()
+
+    ticker_id = f"{settings.app_id}-ticker"
+
+    @app.timer(settings.tick_interval_s, on_leader=True)
+    async def ticker() -> None:
+        """Write the wall-clock time into every partition of the input topic."""
+        value = INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", {"at_ms": int(time.time() * 1000), "source": ticker_id})})
+        for partition in range(settings.partitions):
+            await events.send(value=value, partition=partition)
+
+    app.service(ClickHouseSinkService(settings))
+    app.slaflow_processor = processor  # type: ignore[attr-defined]  # for the web views and tests
+    return app

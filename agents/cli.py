@@ -1,0 +1,119 @@
+"""The ``slaflow`` command line.
+
+Every subcommand reads :class:`agents.settings.Settings` from the environment
+and lets flags override it. Errors in settings or files end the command with
+a one-paragraph message and exit code 2; nothing prints a traceback at a user
+for a mistake of theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agents.settings import Settings
+from deploy.kafka.broker import BrokerError
+from deploy.kafka.broker import main as broker_main
+from streams.errors import ConfigError, SlaflowError
+
+EXIT_CONFIG = 2
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", dest="kafka_bootstrap", help="Kafka bootstrap servers [KAFKA_BOOTSTRAP]")
+    parser.add_argument("--topic-prefix", help="prefix of the topic names [SLAFLOW_TOPIC_PREFIX]")
+    parser.add_argument("--partitions", help="partitions of created topics [SLAFLOW_PARTITIONS]")
+    parser.add_argument("--policies", help="SLA policy file, YAML [SLAFLOW_POLICIES]")
+    parser.add_argument("--clickhouse-url", help="chdb:///path or http(s)://host:8123 [SLAFLOW_CLICKHOUSE_URL]")
+    parser.add_argument("--data-dir", help="local state directory [SLAFLOW_DATA_DIR]")
+    parser.add_argument("--web-port", help="worker web port on 127.0.0.1, 0 for none [SLAFLOW_WEB_PORT]")
+    parser.add_argument("--log-level", help="debug, info, warn, error [SLAFLOW_LOG_LEVEL]")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {
+        name: getattr(args, name, None)
+        for name in (
+            "kafka_bootstrap", "topic_prefix", "partitions", "policies", "clickhouse_url", "data_dir", "web_port",
+            "log_level",
+        )
+    }
+    return Settings.from_env().replace(**flags)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one SLA worker until SIGINT/SIGTERM."""
+    import faust  # noqa: PLC0415 - heavy import, only this command needs it
+
+    from agents.app import create_app  # noqa: PLC0415
+    from agents.topics import ensure_topics  # noqa: PLC0415
+
+    settings = _settings(args)
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap (or use `slaflow run`, which starts one)")
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
+    worker.execute_from_commandline()
+    return 0  # pragma: no cover - execute_from_commandline exits
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The demo: local broker, worker, simulated contact centre, alerts printed."""
+    from agents.demo import DEMO_POLICIES, run_demo  # noqa: PLC0415
+
+    settings = _settings(args)
+    if args.policies is None and "SLAFLOW_POLICIES" not in os.environ:
+        settings = settings.replace(policies=DEMO_POLICIES)
+    if args.data_dir is None and "SLAFLOW_DATA_DIR" not in os.environ:
+        settings = settings.replace(data_dir=Path(".data") / "run")
+    return run_demo(settings, duration_s=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="slaflow", description="SLA timers for contact centres, on Kafka.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run an SLA worker (Faust) against a Kafka cluster")
+    _settings_flags(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    run = commands.add_parser("run", help="demo: local Kafka + worker + simulated contact centre, alerts printed")
+    _settings_flags(run)
+    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    run.set_defaults(func=cmd_run)
+
+    kafka = commands.add_parser("kafka", help="start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)")
+    kafka.add_argument("--data-dir", default=None, help="broker data directory (default: temporary)")
+    kafka.add_argument("--port", default="0", help="broker port (default: a free one)")
+    kafka.set_defaults(func=lambda a: broker_main([*(["--data-dir", a.data_dir] if a.data_dir else []), "--port", a.port]))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``slaflow`` console script."""
+    args = build_parser().parse_args(argv)
+    # The worker logs through Faust; the other commands print for people and log only trouble.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.func(args)
+    except (ConfigError, BrokerError) as exc:
+        print(f"slaflow {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
+    except SlaflowError as exc:
+        print(f"slaflow {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

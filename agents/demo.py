@@ -1,0 +1,185 @@
+"""``slaflow run``: the whole pipeline on this machine, with a simulated contact centre.
+
+Starts (unless ``KAFKA_BOOTSTRAP`` names a broker) a local Kafka broker,
+creates the topics, starts a worker process, feeds simulated cases, and
+prints every alert as it arrives, one line each. On Ctrl-C or after
+``duration_s`` it stops the feed, the worker and the broker, in that order,
+and prints what the embedded ClickHouse recorded. Children are started in
+their own process groups and die with this process (``PR_SET_PDEATHSIG``),
+so nothing is left behind however the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer
+
+from agents.feed import run_feed
+from agents.settings import PROJECT_ROOT, Settings
+from agents.topics import TopicNames, ensure_topics
+from deploy.kafka.broker import LocalKafka, die_with_parent
+from schemas.codec import SLA_ALERT
+from agents.sink import catch_up
+from sinks.clickhouse import ClickHouseSink, open_sink
+
+DEMO_POLICIES = PROJECT_ROOT / "deploy" / "policies" / "demo.yaml"
+
+
+def format_alert(alert: dict[str, Any], started: float) -> str:
+    """One human-readable line for an alert."""
+    attrs = alert["attributes"]
+    deadline = datetime.fromtimestamp(alert["deadline_ms"] / 1000, tz=UTC).strftime("%H:%M:%S")
+    share = 100 * alert["business_elapsed_ms"] / alert["target_ms"]
+    return (
+        f"[+{time.time() - started:5.1f}s] {alert['kind']:<7} {alert['entity_type']} {alert['record_id']} "
+        f"{alert['kpi']} ({alert['policy']}): {alert['business_elapsed_ms'] / 1000:.1f}s of "
+        f"{alert['target_ms'] / 1000:.0f}s used ({share:.0f}%), deadline {deadline} UTC; "
+        f"tier={attrs.get('tier', '-')} owner={attrs.get('owner', '-')} queue={attrs.get('queue', '-')}"
+    )
+
+
+async def print_alerts(settings: Settings, stop: asyncio.Event, started: float, out: TextIO) -> int:
+    """Print alerts from the alerts topic until ``stop`` is set; return how many."""
+    consumer = AIOKafkaConsumer(
+        TopicNames(settings.topic_prefix).alerts,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    count = 0
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for messages in batch.values():
+                for message in messages:
+                    print(format_alert(SLA_ALERT.decode(message.value), started), file=out, flush=True)
+                    count += 1
+    finally:
+        await consumer.stop()
+    return count
+
+
+def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``slaflow worker`` for ``settings`` as a child process logging to ``log_path``."""
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        SLAFLOW_TOPIC_PREFIX=settings.topic_prefix,
+        SLAFLOW_APP_ID=settings.app_id,
+        SLAFLOW_POLICIES=str(settings.policies),
+        SLAFLOW_DATA_DIR=str(settings.data_dir),
+        SLAFLOW_CLICKHOUSE_URL=settings.effective_clickhouse_url,
+        SLAFLOW_CLICKHOUSE_DATABASE=settings.clickhouse_database,
+        SLAFLOW_WEB_PORT=str(settings.web_port),
+        SLAFLOW_PARTITIONS=str(settings.partitions),
+        SLAFLOW_TICK_INTERVAL=str(settings.tick_interval_s),
+    )
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "agents.cli", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> int:
+    """SIGTERM, wait up to ``timeout_s``, then SIGKILL; return the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def clickhouse_summary(sink: ClickHouseSink) -> list[str]:
+    """Lines describing the alerts ClickHouse holds, per kind and tier."""
+    rows = sink.client.query(
+        f"SELECT kind, tier, count() AS alerts, avg(business_elapsed_ms) / 1000 AS avg_s "
+        f"FROM {sink.database}.sla_alerts FINAL GROUP BY kind, tier ORDER BY kind, tier"
+    ).result_rows
+    lines = [f"  {kind:<7} tier={tier:<8} {n:>4} alerts, mean elapsed at threshold {avg:.1f} s" for kind, tier, n, avg in rows]
+    return lines or ["  (no alert rows)"]
+
+
+async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int:
+    run_dir = Path(settings.data_dir)
+    names = TopicNames(settings.topic_prefix)
+    await ensure_topics(settings)
+    worker = start_worker(settings, run_dir / "worker.log")
+    print(f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); feeding simulated cases ...", file=out)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    started = time.time()
+    printer = asyncio.create_task(print_alerts(settings, stop, started, out))
+    feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, stop))
+    try:
+        deadline = None if duration_s is None else started + duration_s
+        while not stop.is_set():
+            if worker.poll() is not None:
+                print(f"error: the worker exited with code {worker.returncode}; see {run_dir / 'worker.log'}", file=out)
+                stop.set()
+                break
+            if deadline is not None and time.time() >= deadline:
+                stop.set()
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        sent = await feed
+        alerts = await printer
+    finally:
+        stop.set()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await asyncio.to_thread(stop_process, worker)
+    print(f"stopped after {time.time() - started:.0f} s: {sent} events fed, {alerts} alerts printed.", file=out)
+    with open_sink(settings.effective_clickhouse_url, settings.clickhouse_database) as sink:
+        caught_up = await catch_up(settings, sink)
+        total = sink.client.command(f"SELECT count() FROM {sink.database}.sla_alerts FINAL")
+        print(
+            f"ClickHouse ({settings.effective_clickhouse_url}) table {sink.database}.sla_alerts holds {total} alerts "
+            f"({caught_up} written after the worker stopped):",
+            file=out,
+        )
+        for line in clickhouse_summary(sink):
+            print(line, file=out)
+    return 0 if worker.returncode in (0, -signal.SIGTERM) else 1
+
+
+def run_demo(settings: Settings, duration_s: float | None = None, out: TextIO = sys.stdout) -> int:
+    """Run the demo; return the process exit code."""
+    run_dir = Path(settings.data_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    kafka: LocalKafka | None = None
+    try:
+        if not settings.kafka_bootstrap:
+            kafka = LocalKafka(data_dir=run_dir / "kafka")
+            print("starting a local Apache Kafka broker ...", file=out, flush=True)
+            settings = settings.replace(kafka_bootstrap=kafka.start())
+            print(f"Apache Kafka {kafka.version} on {settings.kafka_bootstrap} (log {kafka.log_path})", file=out)
+        code = asyncio.run(_run(settings, duration_s, out))
+    finally:
+        if kafka is not None:
+            kafka.stop()
+    return code

@@ -1,0 +1,114 @@
+"""The ClickHouse sink task: alerts topic -> ``sinks.clickhouse``, as its own consumer group.
+
+It runs beside the SLA agent in the worker process but consumes with a group
+of its own (``{app_id}-clickhouse``), so a slow or absent ClickHouse never
+delays an alert. Offsets are committed only after ClickHouse acknowledged the
+insert; when an insert fails, the rows stay buffered and the insert is retried
+with exponential back-off (0.5 s doubling to 30 s), and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer
+from mode import Service
+
+from agents.settings import Settings
+from agents.topics import TopicNames
+from schemas.codec import SLA_ALERT, CodecError
+from sinks.clickhouse import ClickHouseSink, SinkError, connect
+
+log = logging.getLogger(__name__)
+
+
+def sink_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """The sink's consumer of the alerts topic: its own group, manual commits, committed reads only."""
+    return AIOKafkaConsumer(
+        TopicNames(settings.topic_prefix).alerts,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.app_id}-clickhouse",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+
+
+async def sink_batch(consumer: AIOKafkaConsumer, sink: ClickHouseSink, settings: Settings) -> int:
+    """Fetch one batch of alerts, insert it (retrying until ClickHouse takes it), commit; return rows written."""
+    batch = await consumer.getmany(timeout_ms=int(settings.sink_flush_s * 1000), max_records=settings.sink_batch_rows)
+    for messages in batch.values():
+        for message in messages:
+            try:
+                sink.add(SLA_ALERT.decode(message.value))
+            except CodecError as exc:
+                log.error("skipping undecodable alert %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
+    if not sink.pending:
+        return 0
+    written = await _flush_until_acknowledged(sink)
+    await consumer.commit()
+    return written
+
+
+async def _flush_until_acknowledged(sink: ClickHouseSink) -> int:
+    delay = 0.5
+    while True:
+        try:
+            return await asyncio.to_thread(sink.flush)
+        except SinkError as exc:
+            log.warning("ClickHouse insert failed (%s); %d rows kept, retrying in %.1f s", exc, sink.pending, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+async def catch_up(settings: Settings, sink: ClickHouseSink) -> int:
+    """Write every alert the sink's group has not committed yet, up to the end of the topic; return rows written."""
+    consumer = sink_consumer(settings)
+    await consumer.start()
+    written = 0
+    try:
+        while True:
+            written += await sink_batch(consumer, sink, settings)
+            assignment = consumer.assignment()
+            if assignment:
+                ends = await consumer.end_offsets(list(assignment))
+                positions = {tp: await consumer.position(tp) for tp in assignment}
+                if all(positions[tp] >= ends[tp] for tp in assignment):
+                    return written
+    finally:
+        await consumer.stop()
+
+
+class ClickHouseSinkService(Service):
+    """Consumes the alerts topic and writes every alert into ClickHouse in batches."""
+
+    def __init__(self, settings: Settings, **kwargs: object) -> None:
+        self.settings = settings
+        self.sink: ClickHouseSink | None = None
+        self.rows_written = 0
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        """Connect to ClickHouse (creating the tables) before consuming."""
+        s = self.settings
+        client = await asyncio.to_thread(connect, s.effective_clickhouse_url, s.clickhouse_database)
+        self.sink = ClickHouseSink(client, s.clickhouse_database)
+        log.info("ClickHouse sink writing to %s (database %s)", s.effective_clickhouse_url, s.clickhouse_database)
+
+    @Service.task
+    async def _consume(self) -> None:
+        assert self.sink is not None
+        consumer = sink_consumer(self.settings)
+        await consumer.start()
+        try:
+            while not self.should_stop:
+                self.rows_written += await sink_batch(consumer, self.sink, self.settings)
+        finally:
+            await consumer.stop()
+
+    async def on_stop(self) -> None:
+        """Close the ClickHouse client (rows not flushed are re-read from Kafka by the next run)."""
+        if self.sink is not None:
+            self.sink.client.close()
+            log.info("ClickHouse sink stopped after writing %d rows", self.rows_written)
