@@ -60,8 +60,8 @@ def create_app(settings: Settings) -> faust.App:
     async def sla_agent(stream: StreamT) -> None:
         await consume(processor, stream)
 
-    @app.on_partitions_revoked.connect
-    async def _on_revoked(app: faust.App, revoked: Any, **kwargs: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's stub wants a keyword `signal`
+    async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         processor.invalidate_indexes()
 
     ticker_id = f"{settings.app_id}-ticker"
@@ -69,10 +69,12 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(settings.tick_interval_s, on_leader=True)
     async def ticker() -> None:
         """Write the wall-clock time into every partition of the input topic."""
-        value = INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", {"at_ms": int(time.time() * 1000), "source": ticker_id})})
+        value = INPUT_MESSAGE.encode(
+            {"body": ("slaflow.ClockTick", {"at_ms": int(time.time() * 1000), "source": ticker_id})}
+        )
         for partition in range(settings.partitions):
             await events.send(value=value, partition=partition)
 
-    app.service(ClickHouseSinkService(settings))
+    app.service(ClickHouseSinkService(settings))  # type: ignore[arg-type]  # instances are accepted too
     app.slaflow_processor = processor  # type: ignore[attr-defined]  # for the web views and tests
     return app

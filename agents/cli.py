@@ -39,7 +39,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     flags = {
         name: getattr(args, name, None)
         for name in (
-            "kafka_bootstrap", "topic_prefix", "partitions", "policies", "clickhouse_url", "data_dir", "web_port",
+            "kafka_bootstrap",
+            "topic_prefix",
+            "partitions",
+            "policies",
+            "clickhouse_url",
+            "data_dir",
+            "web_port",
             "log_level",
         )
     }
@@ -55,7 +61,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not settings.kafka_bootstrap:
-        raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap (or use `slaflow run`, which starts one)")
+        raise ConfigError(
+            "no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap (or use `slaflow run`, which starts one)"
+        )
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -95,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     kafka = commands.add_parser("kafka", help="start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)")
     kafka.add_argument("--data-dir", default=None, help="broker data directory (default: temporary)")
     kafka.add_argument("--port", default="0", help="broker port (default: a free one)")
-    kafka.set_defaults(func=lambda a: broker_main([*(["--data-dir", a.data_dir] if a.data_dir else []), "--port", a.port]))
+    kafka.set_defaults(
+        func=lambda a: broker_main([*(["--data-dir", a.data_dir] if a.data_dir else []), "--port", a.port])
+    )
     return parser
 
 

@@ -27,10 +27,10 @@ from aiokafka import AIOKafkaConsumer
 
 from agents.feed import run_feed
 from agents.settings import PROJECT_ROOT, Settings
+from agents.sink import catch_up
 from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
 from schemas.codec import SLA_ALERT
-from agents.sink import catch_up
 from sinks.clickhouse import ClickHouseSink, open_sink
 
 DEMO_POLICIES = PROJECT_ROOT / "deploy" / "policies" / "demo.yaml"
@@ -116,7 +116,10 @@ def clickhouse_summary(sink: ClickHouseSink) -> list[str]:
         f"SELECT kind, tier, count() AS alerts, avg(business_elapsed_ms) / 1000 AS avg_s "
         f"FROM {sink.database}.sla_alerts FINAL GROUP BY kind, tier ORDER BY kind, tier"
     ).result_rows
-    lines = [f"  {kind:<7} tier={tier:<8} {n:>4} alerts, mean elapsed at threshold {avg:.1f} s" for kind, tier, n, avg in rows]
+    lines = [
+        f"  {kind:<7} tier={tier:<8} {n:>4} alerts, mean elapsed at threshold {avg:.1f} s"
+        for kind, tier, n, avg in rows
+    ]
     return lines or ["  (no alert rows)"]
 
 
@@ -125,7 +128,11 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     names = TopicNames(settings.topic_prefix)
     await ensure_topics(settings)
     worker = start_worker(settings, run_dir / "worker.log")
-    print(f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); feeding simulated cases ...", file=out)
+    print(
+        f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); feeding simulated cases ...",
+        file=out,
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -177,7 +184,11 @@ def run_demo(settings: Settings, duration_s: float | None = None, out: TextIO = 
             kafka = LocalKafka(data_dir=run_dir / "kafka")
             print("starting a local Apache Kafka broker ...", file=out, flush=True)
             settings = settings.replace(kafka_bootstrap=kafka.start())
-            print(f"Apache Kafka {kafka.version} on {settings.kafka_bootstrap} (log {kafka.log_path})", file=out)
+            print(
+                f"Apache Kafka {kafka.version} on {settings.kafka_bootstrap} (pid {kafka.pid}, log {kafka.log_path})",
+                file=out,
+                flush=True,
+            )
         code = asyncio.run(_run(settings, duration_s, out))
     finally:
         if kafka is not None:

@@ -9,6 +9,7 @@ breaches fire within the first minute. Deterministic for a given seed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
 import time
@@ -60,10 +61,14 @@ def simulated_events(start_ms: int, seed: int = 7, plan: FeedPlan | None = None)
         roll = rng.random()
         if roll < plan.answered_share:
             at = next_case_ms + int(rng.uniform(*plan.answer_after_s) * 1000)
-            heapq.heappush(pending, (at, sequence, RecordEvent(f"{record_id}-reply", record_id, "case", "first_response", at)))
+            heapq.heappush(
+                pending, (at, sequence, RecordEvent(f"{record_id}-reply", record_id, "case", "first_response", at))
+            )
         elif roll < plan.answered_share + plan.cancelled_share:
             at = next_case_ms + int(plan.cancel_after_s * 1000)
-            heapq.heappush(pending, (at, sequence, RecordEvent(f"{record_id}-cancel", record_id, "case", "cancelled", at)))
+            heapq.heappush(
+                pending, (at, sequence, RecordEvent(f"{record_id}-cancel", record_id, "case", "cancelled", at))
+            )
         next_case_ms += int(plan.interval_s * 1000)
 
 
@@ -89,10 +94,8 @@ async def run_feed(bootstrap: str, topic: str, stop: asyncio.Event, seed: int = 
         for event in simulated_events(int(time.time() * 1000), seed):
             delay = event.occurred_at_ms / 1000 - time.time()
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
             if stop.is_set():
                 break
             await producer.send_and_wait(topic, encode_event(event), key=event.record_id.encode())

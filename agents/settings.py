@@ -37,15 +37,21 @@ class Settings:
     replication_factor: int = _env(
         "SLAFLOW_REPLICATION_FACTOR", "Replication factor of the topics slaflow creates when missing.", 1
     )
-    app_id: str = _env("SLAFLOW_APP_ID", "Faust application id: the consumer group and changelog topic prefix.", "slaflow")
+    app_id: str = _env(
+        "SLAFLOW_APP_ID", "Faust application id: the consumer group and changelog topic prefix.", "slaflow"
+    )
     policies: Path = _env("SLAFLOW_POLICIES", "SLA policy file (YAML).", DEFAULT_POLICIES)
     clickhouse_url: str = _env(
         "SLAFLOW_CLICKHOUSE_URL",
         "chdb:///path for the embedded engine (default: DATA_DIR/clickhouse), or http(s)://host:8123 for a server.",
         "",
     )
-    clickhouse_database: str = _env("SLAFLOW_CLICKHOUSE_DATABASE", "ClickHouse database of the slaflow tables.", "slaflow")
-    data_dir: Path = _env("SLAFLOW_DATA_DIR", "Local state: worker tables, embedded ClickHouse, local broker.", Path(".data"))
+    clickhouse_database: str = _env(
+        "SLAFLOW_CLICKHOUSE_DATABASE", "ClickHouse database of the slaflow tables.", "slaflow"
+    )
+    data_dir: Path = _env(
+        "SLAFLOW_DATA_DIR", "Local state: worker tables, embedded ClickHouse, local broker.", Path(".data")
+    )
     web_port: int = _env("SLAFLOW_WEB_PORT", "Port of the worker's web server on 127.0.0.1 (0: no web server).", 6066)
     tick_interval_s: float = _env(
         "SLAFLOW_TICK_INTERVAL", "Seconds between clock ticks written into every input partition.", 0.5
@@ -85,11 +91,15 @@ class Settings:
                 f"replication_factor ({env['replication_factor']}) must be at least 1, got {self.replication_factor}"
             )
         if not 0 < self.tick_interval_s <= 60:
-            raise ConfigError(f"tick_interval_s ({env['tick_interval_s']}) must be in (0, 60], got {self.tick_interval_s}")
+            raise ConfigError(
+                f"tick_interval_s ({env['tick_interval_s']}) must be in (0, 60], got {self.tick_interval_s}"
+            )
         if not 0 <= self.web_port < 65536:
             raise ConfigError(f"web_port ({env['web_port']}) must be a TCP port, got {self.web_port}")
         if self.log_level not in ("debug", "info", "warn", "error"):
-            raise ConfigError(f"log_level ({env['log_level']}) must be debug, info, warn or error, got {self.log_level!r}")
+            raise ConfigError(
+                f"log_level ({env['log_level']}) must be debug, info, warn or error, got {self.log_level!r}"
+            )
 
     @property
     def effective_clickhouse_url(self) -> str:

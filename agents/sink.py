@@ -43,7 +43,9 @@ async def sink_batch(consumer: AIOKafkaConsumer, sink: ClickHouseSink, settings:
             try:
                 sink.add(SLA_ALERT.decode(message.value))
             except CodecError as exc:
-                log.error("skipping undecodable alert %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc)
+                log.error(
+                    "skipping undecodable alert %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
+                )
     if not sink.pending:
         return 0
     written = await _flush_until_acknowledged(sink)
@@ -83,11 +85,11 @@ async def catch_up(settings: Settings, sink: ClickHouseSink) -> int:
 class ClickHouseSinkService(Service):
     """Consumes the alerts topic and writes every alert into ClickHouse in batches."""
 
-    def __init__(self, settings: Settings, **kwargs: object) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sink: ClickHouseSink | None = None
         self.rows_written = 0
-        super().__init__(**kwargs)
+        super().__init__()
 
     async def on_start(self) -> None:
         """Connect to ClickHouse (creating the tables) before consuming."""

@@ -130,7 +130,9 @@ class SlaProcessor:
             for record_id, stored in self.table.items():
                 if stored and stored["p"] == partition:
                     index.update(record_id, RecordState.restore(stored["s"]).next_due_ms())
-            log.info("deadline index of partition %d rebuilt: %d records with a pending threshold", partition, len(index))
+            log.info(
+                "deadline index of partition %d rebuilt: %d records with a pending threshold", partition, len(index)
+            )
         return index
 
     def _save(self, partition: int, state: RecordState) -> None:
@@ -144,9 +146,7 @@ class SlaProcessor:
 
     async def _dead_letter(self, event: EventT, reason: str, detail: str) -> None:
         message = event.message
-        log.warning(
-            "dead-lettered %s[%d]@%d: %s: %s", message.topic, message.partition, message.offset, reason, detail
-        )
+        log.warning("dead-lettered %s[%d]@%d: %s: %s", message.topic, message.partition, message.offset, reason, detail)
         value = DEAD_LETTER.encode(
             {
                 "reason": reason,

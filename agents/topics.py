@@ -19,9 +19,9 @@ the configured partitions and replication factor.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
-
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -68,13 +68,11 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
         existing = set(await admin.list_topics())
         missing = [n for n in names.all() if n not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics(
                     [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing],
                     timeout_ms=int(timeout_s * 1000),
                 )
-            except TopicAlreadyExistsError:  # another process won the race
-                pass
             await _wait_until_ready(admin, settings.kafka_bootstrap, missing, timeout_s)
             log.info("created topics %s", ", ".join(missing))
         return missing

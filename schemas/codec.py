@@ -19,7 +19,7 @@ import json
 import struct
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema, to_parsing_canonical_form
@@ -82,7 +82,7 @@ class Codec:
 
     def add_writer(self, schema: dict[str, Any]) -> int:
         """Accept messages written with another version of this schema; return its fingerprint."""
-        parsed = parse_schema(schema, expand=True)
+        parsed = cast("dict[str, Any]", parse_schema(schema, expand=True))
         fingerprint = crc64_avro(to_parsing_canonical_form(parsed).encode("utf-8"))
         self.known_writers[fingerprint] = parsed
         return fingerprint
@@ -106,7 +106,9 @@ class Codec:
         (fingerprint,) = struct.unpack_from("<Q", data, 2)
         writer = self.known_writers.get(fingerprint)
         if writer is None:
-            raise CodecError(f"unknown writer schema fingerprint {fingerprint:#018x}; expected a version of {self.name}")
+            raise CodecError(
+                f"unknown writer schema fingerprint {fingerprint:#018x}; expected a version of {self.name}"
+            )
         buffer = io.BytesIO(data)
         buffer.seek(HEADER_LEN)
         try:
@@ -131,7 +133,8 @@ def _load(*names: str) -> dict[str, Codec]:
         with open(SCHEMA_DIR / f"{name}.avsc", encoding="utf-8") as handle:
             raw = json.load(handle)
         parse_schema(raw, named_schemas=named)
-        codecs[name] = Codec(name, parse_schema(raw, named_schemas=dict(named), expand=True))
+        expanded = cast("dict[str, Any]", parse_schema(raw, named_schemas=dict(named), expand=True))
+        codecs[name] = Codec(name, expanded)
     return codecs
 
 

@@ -461,7 +461,7 @@ class BusinessCalendar:
         return first.total - done + self._sum_weeks(ws + 1, we) + last.cum[ke] + last.days[ke].before(end_ms)
 
     def is_open(self, at_ms: int) -> bool:
-        """Whether the clock runs at ``at_ms`` (intervals are closed at their start, open at their end)."""
+        """Whether the clock runs at ``at_ms`` (an interval includes its opening instant, not its closing one)."""
         self._check(at_ms)
         if self._always_open:
             return True
@@ -476,6 +476,9 @@ class BusinessCalendar:
         if self._always_open:
             return None
         ordinal = self._ordinal_of(at_ms)
+        around_the_clock = self._week_ms == _MINUTES_PER_WEEK * MS_PER_MINUTE
+        if around_the_clock and ordinal > self._last_holiday + 1:
+            return None  # no holiday left to interrupt it (a holiday also reaches into the next day's window)
         horizon = max(ordinal, self._last_holiday) + 15
         run_end: int | None = None
         while True:
@@ -492,7 +495,7 @@ class BusinessCalendar:
                     return run_end
             ordinal += 1
             if ordinal > horizon:
-                if self._week_ms == _MINUTES_PER_WEEK * MS_PER_MINUTE:
+                if around_the_clock:
                     return None  # past the last holiday, open around the clock
                 if ordinal > horizon + 14:  # pragma: no cover - a regular week always opens and closes
                     raise CalendarError(f"calendar {self.name!r}: no opening or closing found")

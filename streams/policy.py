@@ -129,11 +129,13 @@ def parse_policies(data: object, source: str = "<memory>") -> PolicySet:
     """Validate YAML-shaped ``data`` into a :class:`PolicySet`; ``source`` names it in errors."""
     problems: list[Problem] = []
     if not isinstance(data, Mapping):
-        raise PolicyError(source, [Problem("(top)", f"expected a mapping with 'version' and 'policies', got {_kind(data)}")])
+        raise PolicyError(
+            source, [Problem("(top)", f"expected a mapping with 'version' and 'policies', got {_kind(data)}")]
+        )
     _unknown_keys(data, {"version", "policies"}, "", problems)
     version = data.get("version")
     if not isinstance(version, str | int) or isinstance(version, bool) or str(version) == "":
-        problems.append(Problem("version", f"expected a version string, e.g. \"2026-11-01\", got {_kind(version)}"))
+        problems.append(Problem("version", f'expected a version string, e.g. "2026-11-01", got {_kind(version)}'))
     raw_policies = data.get("policies")
     policies: list[Policy] = []
     if not isinstance(raw_policies, list) or not raw_policies:
@@ -165,11 +167,15 @@ def _parse_policy(raw: object, path: str, problems: list[Problem]) -> Policy | N
     applies_when = raw.get("applies_when", {})
     conditions: dict[str, str] = {}
     if not isinstance(applies_when, Mapping):
-        problems.append(Problem(f"{path}.applies_when", f"expected a mapping of attribute: value, got {_kind(applies_when)}"))
+        problems.append(
+            Problem(f"{path}.applies_when", f"expected a mapping of attribute: value, got {_kind(applies_when)}")
+        )
     else:
         for key, value in applies_when.items():
             if not isinstance(value, str | int | float) or isinstance(value, bool):
-                problems.append(Problem(f"{path}.applies_when.{key}", f"expected a string or number, got {_kind(value)}"))
+                problems.append(
+                    Problem(f"{path}.applies_when.{key}", f"expected a string or number, got {_kind(value)}")
+                )
             else:
                 conditions[str(key)] = str(value)
     raw_kpis = raw.get("kpis")
@@ -199,7 +205,9 @@ def _parse_kpi(raw: object, path: str, problems: list[Problem]) -> KpiSpec | Non
     target_ms = parse_duration_ms(raw.get("target"))
     if not target_ms:
         problems.append(
-            Problem(f"{path}.target", f"expected a positive duration such as 1h, 30m, 2d, got {_kind(raw.get('target'))}")
+            Problem(
+                f"{path}.target", f"expected a positive duration such as 1h, 30m, 2d, got {_kind(raw.get('target'))}"
+            )
         )
     warning_ms = _parse_warning(raw.get("warning"), target_ms, f"{path}.warning", problems)
     start_on = _kinds(raw.get("start_on"), f"{path}.start_on", problems, required=True)

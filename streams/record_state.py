@@ -101,8 +101,17 @@ class RecordState:
             "recent_event_ids": list(self.recent_event_ids),
             "watermark_ms": self.watermark_ms,
             "kpis": [
-                [k.name, k.instance, k.policy, k.policy_version, k.target_ms, k.warning_ms, k.started_at_ms,
-                 k.state.value, k.ended_at_ms]
+                [
+                    k.name,
+                    k.instance,
+                    k.policy,
+                    k.policy_version,
+                    k.target_ms,
+                    k.warning_ms,
+                    k.started_at_ms,
+                    k.state.value,
+                    k.ended_at_ms,
+                ]
                 for k in self.kpis.values()
             ],
         }
@@ -162,21 +171,29 @@ class SlaCore:
                 if event.kind in spec.start_on and (current is None or not current.is_open):
                     instance = 0 if current is None else current.instance + 1
                     state.kpis[spec.name] = KpiClock(
-                        spec.name, instance, policy.name, self.policies.version, spec.target_ms, spec.warning_ms,
+                        spec.name,
+                        instance,
+                        policy.name,
+                        self.policies.version,
+                        spec.target_ms,
+                        spec.warning_ms,
                         event.occurred_at_ms,
                     )
         return state, outputs
 
     def advance(self, state: RecordState, now_ms: int) -> list[Alert]:
         """Time has reached ``now_ms``: fire every warning and breach due by then, in time order."""
-        if now_ms > state.watermark_ms:
-            state.watermark_ms = now_ms
+        state.watermark_ms = max(state.watermark_ms, now_ms)
         outputs: list[Alert] = []
         while (due := state.next_due_ms()) is not None and due <= now_ms:
             for kpi in state.kpis.values():
                 if kpi.next_due_ms() != due:
                     continue
-                kind = AlertKind.WARNING if kpi.state is KpiState.IN_PROGRESS and due != kpi.deadline_ms else AlertKind.BREACH
+                kind = (
+                    AlertKind.WARNING
+                    if kpi.state is KpiState.IN_PROGRESS and due != kpi.deadline_ms
+                    else AlertKind.BREACH
+                )
                 kpi.state = KpiState.WARNING if kind is AlertKind.WARNING else KpiState.BREACHED
                 outputs.append(self._alert(state, kpi, kind, due, now_ms))
         return outputs

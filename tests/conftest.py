@@ -39,7 +39,9 @@ def kafka_bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     bootstrap = broker.start()
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.write_line(f"started Apache Kafka {broker.version} on {bootstrap} (pid {broker.pid}, log {broker.log_path})")
+        reporter.write_line(
+            f"started Apache Kafka {broker.version} on {bootstrap} (pid {broker.pid}, log {broker.log_path})"
+        )
     try:
         yield bootstrap
     finally:

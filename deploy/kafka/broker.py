@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from aiokafka.client import AIOKafkaClient
+
 from streams.errors import SlaflowError
 
 KAFKA_HOME = Path(__file__).resolve().parent
@@ -120,8 +122,6 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 async def _probe_metadata(bootstrap: str, timeout_s: float) -> list[int]:
     """Ask the broker for cluster metadata; the broker ids it reports."""
-    from aiokafka.client import AIOKafkaClient  # local: only the probe needs it
-
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout_s * 1000))
     try:
         await asyncio.wait_for(client.bootstrap(), timeout_s)

@@ -63,18 +63,18 @@ def test_port_in_use_is_a_clear_error_and_starts_nothing(tmp_path: Path) -> None
 
 
 def test_missing_java_says_what_to_install(tmp_path: Path) -> None:
-    with pytest.raises(BrokerError, match="no Java runtime.*apt-get install"):
+    with pytest.raises(BrokerError, match=r"no Java runtime.*apt-get install"):
         LocalKafka(data_dir=tmp_path, java="/nonexistent/java").start()
 
 
 def test_failures_while_formatting_or_starting_quote_the_output(tmp_path: Path) -> None:
-    with pytest.raises(BrokerError, match="Formatting the KRaft storage .* failed") as caught:
+    with pytest.raises(BrokerError, match=r"Formatting the KRaft storage .* failed") as caught:
         LocalKafka(data_dir=tmp_path / "k", heap_mb=1).start()  # the JVM refuses a 1 MB heap
     assert "Too small maximum heap" in str(caught.value)
     with LocalKafka(data_dir=tmp_path / "k"):  # formats the storage, starts, stops
         pass
     broker = LocalKafka(data_dir=tmp_path / "k", heap_mb=1)
-    with pytest.raises(BrokerError, match="exited with code 1 while starting") as caught:
+    with pytest.raises(BrokerError, match=r"exited with code 1 while starting") as caught:
         broker.start()
     assert "Too small maximum heap" in str(caught.value)
     assert broker.pid is None

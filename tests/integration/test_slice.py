@@ -31,8 +31,11 @@ policies:
 
 async def wait_for_ticks(settings: Settings, worker: "subprocess.Popen[bytes]", timeout_s: float = 90.0) -> None:
     """The worker is up once its ticker writes into the input topic."""
-    consumer = AIOKafkaConsumer(TopicNames(settings.topic_prefix).case_events, bootstrap_servers=settings.kafka_bootstrap,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        TopicNames(settings.topic_prefix).case_events,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         deadline = time.monotonic() + timeout_s
@@ -93,7 +96,10 @@ def test_case_created_fires_warning_and_breach_and_lands_in_clickhouse(settings:
     assert warning["alert_id"] == "C-1/first_response/0/WARNING"
     assert (warning["threshold_at_ms"], warning["business_elapsed_ms"]) == (start_ms + 2000, 2000)
     assert (breach["deadline_ms"], breach["business_elapsed_ms"], breach["policy_version"]) == (
-        start_ms + 4000, 4000, "slice-1")
+        start_ms + 4000,
+        4000,
+        "slice-1",
+    )
     assert breach["attributes"]["owner"] == "ana"
     for received, alert in decoded:  # fired by clock ticks alone, with no further event
         assert alert["fired_at_ms"] >= alert["threshold_at_ms"]
@@ -102,7 +108,11 @@ def test_case_created_fires_warning_and_breach_and_lands_in_clickhouse(settings:
     [(_, letter)] = dead
     letter = DEAD_LETTER.decode(letter)
     assert (letter["reason"], letter["value"], letter["key"], letter["source_topic"]) == (
-        "undecodable", b"not avro at all", b"C-2", names.case_events)
+        "undecodable",
+        b"not avro at all",
+        b"C-2",
+        names.case_events,
+    )
 
     with open_sink(settings.effective_clickhouse_url, settings.clickhouse_database) as sink:
         rows = sink.client.query(

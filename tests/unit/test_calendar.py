@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from datetime import date, datetime
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -35,7 +36,7 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: str 
     return int(datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(tz), fold=fold).timestamp()) * 1000
 
 
-def calendar(data: dict[str, object], name: str = "test") -> BusinessCalendar:
+def calendar(data: Mapping[str, object], name: str = "test") -> BusinessCalendar:
     problems: list[Problem] = []
     cal = parse_calendar(name, data, f"calendars.{name}", problems)
     assert problems == []
@@ -128,6 +129,12 @@ def test_whole_and_partial_holidays() -> None:
     assert cal.next_change(at(2026, 12, 24, 12, tz=BERLIN)) == at(2026, 12, 28, 8, tz=BERLIN)
     assert cal.hours_on(date(2026, 12, 24)) == (Interval(8 * 60, 12 * 60),)
     assert cal.hours_on(date(2026, 12, 25)) == ()
+    # Whole weeks skipped arithmetically up to the holiday week, landing exactly on the closing time before it.
+    monday = at(2026, 11, 30, 8, tz=BERLIN)
+    assert cal.add(monday, 3 * 40 * HOUR) == at(2026, 12, 18, 17, tz=BERLIN)
+    assert cal.add(monday, 3 * 40 * HOUR + 1) == at(2026, 12, 21, 8, tz=BERLIN) + 1
+    assert cal.add(monday, 3 * 40 * HOUR + 28 * HOUR) == at(2026, 12, 24, 12, tz=BERLIN)
+    assert cal.add(monday, 3 * 40 * HOUR + 28 * HOUR + 1) == at(2026, 12, 28, 8, tz=BERLIN) + 1
 
 
 def test_holidays_on_a_preset() -> None:
@@ -289,8 +296,15 @@ def test_constructor_rejects_bad_calendars() -> None:
         BusinessCalendar("x", "Mars/Olympus", ((Interval(60, 120),),) * 7)
     with pytest.raises(CalendarError, match="given twice"):
         BusinessCalendar("x", "UTC", ((Interval(60, 120),),) * 7, ((date(2026, 1, 1), ()), (date(2026, 1, 1), ())))
-    # A calendar closed for years by holidays still terminates: the week has working time.
     assert issubclass(CalendarError, ConfigError)
+
+
+def test_a_year_closed_by_holidays_is_skipped() -> None:
+    every_day = [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]
+    cal = calendar({"preset": "8/5", "holidays": every_day})
+    assert cal.add(at(2026, 1, 1), HOUR) == at(2027, 1, 1, 10)
+    assert cal.elapsed(at(2025, 12, 31, 16), at(2027, 1, 1, 10)) == 2 * HOUR
+    assert cal.next_change(at(2026, 6, 1)) == at(2027, 1, 1, 9)
 
 
 def test_bad_arguments() -> None:

@@ -7,14 +7,21 @@ import struct
 import avro.io
 import avro.schema
 import pytest
+from fastavro import parse_schema, schemaless_writer
 
 from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, MAGIC, SLA_ALERT, CodecError, crc64_avro
 
 EVENT = {
     "body": (
         "slaflow.RecordEvent",
-        {"event_id": "e1", "record_id": "C-1", "entity_type": "case", "kind": "created",
-         "occurred_at_ms": 1_700_000_000_000, "attributes": {"tier": "VIP", "owner": "ana"}},
+        {
+            "event_id": "e1",
+            "record_id": "C-1",
+            "entity_type": "case",
+            "kind": "created",
+            "occurred_at_ms": 1_700_000_000_000,
+            "attributes": {"tier": "VIP", "owner": "ana"},
+        },
     )
 }
 
@@ -46,7 +53,13 @@ def test_body_is_byte_identical_to_the_apache_implementation_both_ways() -> None
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"plain text", MAGIC + b"\x00" * 8 + b"\x02", INPUT_MESSAGE.encode(EVENT)[:-4], INPUT_MESSAGE.encode(EVENT) + b"x"],
+    [
+        b"",
+        b"plain text",
+        MAGIC + b"\x00" * 8 + b"\x02",
+        INPUT_MESSAGE.encode(EVENT)[:-4],
+        INPUT_MESSAGE.encode(EVENT) + b"x",
+    ],
 )
 def test_bad_bytes_raise_one_error_type(data: bytes) -> None:
     with pytest.raises(CodecError):
@@ -61,13 +74,17 @@ def test_values_that_do_not_fit_the_schema_raise_codec_error() -> None:
 def test_an_older_writer_is_read_with_defaults_for_added_fields() -> None:
     older = json.loads(json.dumps(DEAD_LETTER.schema))
     older["fields"] = [f for f in older["fields"] if f["name"] not in ("key", "value")]
-    from fastavro import parse_schema, schemaless_writer
-
     parsed = parse_schema(older)
     fingerprint = DEAD_LETTER.add_writer(older)
     buffer = io.BytesIO()
     buffer.write(MAGIC + struct.pack("<Q", fingerprint))
-    record = {"reason": "late", "detail": "d", "source_topic": "t", "source_partition": 1, "source_offset": 2,
-              "dead_lettered_at_ms": 3}
+    record = {
+        "reason": "late",
+        "detail": "d",
+        "source_topic": "t",
+        "source_partition": 1,
+        "source_offset": 2,
+        "dead_lettered_at_ms": 3,
+    }
     schemaless_writer(buffer, parsed, record)
     assert DEAD_LETTER.decode(buffer.getvalue()) == {**record, "key": None, "value": None}

@@ -7,8 +7,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
-    "streams": {"faust", "mode", "aiokafka", "clickhouse_connect", "chdb", "prometheus_client", "agents", "sinks",
-                "schemas", "deploy"},
+    "streams": {
+        "faust",
+        "mode",
+        "aiokafka",
+        "clickhouse_connect",
+        "chdb",
+        "prometheus_client",
+        "agents",
+        "sinks",
+        "schemas",
+        "deploy",
+    },
     "schemas": {"faust", "mode", "aiokafka", "clickhouse_connect", "agents", "sinks"},
     "sinks": {"faust", "mode", "agents"},
     "deploy": {"faust", "mode", "agents", "sinks", "schemas"},

@@ -10,8 +10,21 @@ from streams.policy import load_policies, parse_duration_ms, parse_policies
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1h", 3_600_000), ("30m", 1_800_000), ("1h30m", 5_400_000), ("2d", 172_800_000), ("250ms", 250), ("1.5s", 1500),
-     (90, 90_000), ("", None), ("1x", None), ("h1", None), (True, None), (-5, None), ("1h 30m", 5_400_000)],
+    [
+        ("1h", 3_600_000),
+        ("30m", 1_800_000),
+        ("1h30m", 5_400_000),
+        ("2d", 172_800_000),
+        ("250ms", 250),
+        ("1.5s", 1500),
+        (90, 90_000),
+        ("", None),
+        ("1x", None),
+        ("h1", None),
+        (True, None),
+        (-5, None),
+        ("1h 30m", 5_400_000),
+    ],
 )
 def test_parse_duration(text: object, expected: int | None) -> None:
     assert parse_duration_ms(text) == expected

@@ -18,8 +18,14 @@ POLICIES = parse_policies(
                 "name": "vip",
                 "applies_when": {"entity_type": "case", "tier": "VIP"},
                 "kpis": [
-                    {"name": "first_response", "target": "1h", "warning": "30m", "start_on": ["created"],
-                     "stop_on": ["first_response"], "cancel_on": ["cancelled"]},
+                    {
+                        "name": "first_response",
+                        "target": "1h",
+                        "warning": "30m",
+                        "start_on": ["created"],
+                        "stop_on": ["first_response"],
+                        "cancel_on": ["cancelled"],
+                    },
                 ],
             }
         ],
@@ -38,12 +44,20 @@ def test_warning_then_breach_fire_at_their_instants() -> None:
     assert state.next_due_ms() == T0 + 30 * M
     assert core.advance(state, T0 + 30 * M - 1) == []
     [warning] = core.advance(state, T0 + 30 * M)
-    assert (warning.kind, warning.threshold_at_ms, warning.business_elapsed_ms) == (AlertKind.WARNING, T0 + 30 * M, 30 * M)
+    assert (warning.kind, warning.threshold_at_ms, warning.business_elapsed_ms) == (
+        AlertKind.WARNING,
+        T0 + 30 * M,
+        30 * M,
+    )
     assert warning.alert_id == "C-1/first_response/0/WARNING"
     assert warning.attributes["owner"] == "ana"
     [breach] = core.advance(state, T0 + 90 * M)
     assert (breach.kind, breach.deadline_ms, breach.fired_at_ms, breach.wall_elapsed_ms) == (
-        AlertKind.BREACH, T0 + 60 * M, T0 + 90 * M, 60 * M)
+        AlertKind.BREACH,
+        T0 + 60 * M,
+        T0 + 90 * M,
+        60 * M,
+    )
     assert state.kpis["first_response"].state is KpiState.BREACHED
     assert state.next_due_ms() is None
 

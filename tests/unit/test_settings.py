@@ -16,10 +16,12 @@ def test_environment_then_flags() -> None:
 
 @pytest.mark.parametrize(
     ("env", "message"),
-    [({"SLAFLOW_PARTITIONS": "many"}, "expected int, got 'many'"),
-     ({"SLAFLOW_PARTITIONS": "0"}, "SLAFLOW_PARTITIONS"),
-     ({"SLAFLOW_TICK_INTERVAL": "0"}, "SLAFLOW_TICK_INTERVAL"),
-     ({"SLAFLOW_LOG_LEVEL": "loud"}, "SLAFLOW_LOG_LEVEL")],
+    [
+        ({"SLAFLOW_PARTITIONS": "many"}, "expected int, got 'many'"),
+        ({"SLAFLOW_PARTITIONS": "0"}, "SLAFLOW_PARTITIONS"),
+        ({"SLAFLOW_TICK_INTERVAL": "0"}, "SLAFLOW_TICK_INTERVAL"),
+        ({"SLAFLOW_LOG_LEVEL": "loud"}, "SLAFLOW_LOG_LEVEL"),
+    ],
 )
 def test_bad_values_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -30,3 +32,9 @@ def test_every_setting_is_documented_with_its_variable() -> None:
     docs = Settings.documentation()
     assert all(env and doc for _, env, _, doc in docs)
     assert len({env for _, env, _, _ in docs}) == len(docs)
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [env for _, env, _, _ in Settings.documentation() if f"| `{env}` |" not in readme]
+    assert missing == []
