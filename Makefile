@@ -66,6 +66,7 @@ integration: setup
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check streams schemas agents sinks deploy tests
+	$(BIN)/ruff format --check streams schemas agents sinks deploy tests
 	$(BIN)/mypy
 
 # A local broker in the foreground, for trying things by hand (Ctrl-C stops it).

@@ -8,6 +8,7 @@ messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -37,11 +38,9 @@ def kafka_bootstrap(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
         return
     broker = LocalKafka(data_dir=tmp_path_factory.mktemp("kafka"))
     bootstrap = broker.start()
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"started Apache Kafka {broker.version} on {bootstrap} (pid {broker.pid}, log {broker.log_path})"
-        )
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print(f"\nstarted Apache Kafka {broker.version} on {bootstrap} (pid {broker.pid}, log {broker.log_path})")
     try:
         yield bootstrap
     finally:

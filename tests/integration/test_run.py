@@ -40,7 +40,11 @@ def gone(pid: int, timeout_s: float = 10.0) -> bool:
 def test_run_prints_warnings_and_breaches_and_records_them_in_clickhouse(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "agents.cli", "run", "--duration", "45"],
-        env=run_env(tmp_path), capture_output=True, text=True, timeout=240, check=False,
+        env=run_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
     )
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -56,7 +60,11 @@ def test_run_prints_warnings_and_breaches_and_records_them_in_clickhouse(tmp_pat
 def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "agents.cli", "run"],
-        env=run_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env=run_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     ) as demo:
         assert demo.stdout is not None
         lines = []
