@@ -19,8 +19,8 @@ from agents.sink import ClickHouseSinkService
 from agents.sla import SlaProcessor, consume
 from agents.topics import TopicNames
 from schemas.codec import INPUT_MESSAGE
+from streams.core import SlaCore
 from streams.policy import load_policies
-from streams.record_state import SlaCore
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from agents import replay
 from agents.settings import Settings
 from deploy.kafka.broker import BrokerError
 from deploy.kafka.broker import main as broker_main
@@ -99,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(run)
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     run.set_defaults(func=cmd_run)
+
+    replay.add_command(commands)
 
     kafka = commands.add_parser("kafka", help="start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)")
     kafka.add_argument("--data-dir", default=None, help="broker data directory (default: temporary)")

@@ -41,8 +41,11 @@ def format_alert(alert: dict[str, Any], started: float) -> str:
     attrs = alert["attributes"]
     deadline = datetime.fromtimestamp(alert["deadline_ms"] / 1000, tz=UTC).strftime("%H:%M:%S")
     share = 100 * alert["business_elapsed_ms"] / alert["target_ms"]
+    kind = f"{alert['kind']}#{alert['level']}" if alert["level"] else alert["kind"]
+    if alert["revoked"]:
+        kind = f"REVOKED {kind}"
     return (
-        f"[+{time.time() - started:5.1f}s] {alert['kind']:<7} {alert['entity_type']} {alert['record_id']} "
+        f"[+{time.time() - started:5.1f}s] {kind:<7} {alert['entity_type']} {alert['record_id']} "
         f"{alert['kpi']} ({alert['policy']}): {alert['business_elapsed_ms'] / 1000:.1f}s of "
         f"{alert['target_ms'] / 1000:.0f}s used ({share:.0f}%), deadline {deadline} UTC; "
         f"tier={attrs.get('tier', '-')} owner={attrs.get('owner', '-')} queue={attrs.get('queue', '-')}"

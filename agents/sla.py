@@ -23,10 +23,10 @@ from typing import Any
 from faust.types import EventT, StreamT, TableT, TopicT
 
 from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, SLA_ALERT, CodecError
+from streams.core import EventRejected, RecordState, SlaCore, snapshot
 from streams.deadlines import DeadlineIndex
 from streams.events import RecordEvent
-from streams.outputs import Alert
-from streams.record_state import RecordState, SlaCore
+from streams.outputs import Output
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +44,33 @@ class Counts:
     ticks: int = 0
 
 
-def alert_value(alert: Alert) -> dict[str, Any]:
-    """The SlaAlert message of an alert."""
+def alert_value(output: Output, fired_at_ms: int) -> dict[str, Any]:
+    """The SlaAlert message of an alert output; ``fired_at_ms`` is the watermark when it was emitted."""
     return {
-        "alert_id": alert.alert_id,
-        "kind": alert.kind.value,
-        "record_id": alert.record_id,
-        "entity_type": alert.entity_type,
-        "policy": alert.policy,
-        "policy_version": alert.policy_version,
-        "kpi": alert.kpi,
-        "kpi_instance": alert.kpi_instance,
-        "started_at_ms": alert.started_at_ms,
-        "threshold_at_ms": alert.threshold_at_ms,
-        "deadline_ms": alert.deadline_ms,
-        "fired_at_ms": alert.fired_at_ms,
-        "target_ms": alert.target_ms,
-        "business_elapsed_ms": alert.business_elapsed_ms,
-        "wall_elapsed_ms": alert.wall_elapsed_ms,
-        "paused_ms": alert.paused_ms,
-        "attributes": dict(alert.attributes),
+        "alert_id": output.output_id,
+        "kind": output.kind.value,
+        "record_id": output.record_id,
+        "entity_type": output.entity_type,
+        "policy": output.policy,
+        "policy_version": output.policy_version,
+        "kpi": output.kpi,
+        "kpi_instance": output.kpi_instance,
+        "started_at_ms": output.started_at_ms,
+        "threshold_at_ms": output.at_ms,
+        "deadline_ms": output.at_ms if output.deadline_ms is None else output.deadline_ms,
+        "fired_at_ms": max(fired_at_ms, output.at_ms),
+        "target_ms": output.target_ms,
+        "business_elapsed_ms": output.business_elapsed_ms,
+        "wall_elapsed_ms": output.wall_elapsed_ms,
+        "paused_ms": output.paused_ms,
+        "attributes": dict(output.attributes),
+        "level": output.level,
+        "actions": [
+            {"type": a.type, "targets": list(a.targets), "value": a.value, "template": a.template}
+            for a in output.actions
+        ],
+        "revision": output.revision,
+        "revoked": output.revoked,
     }
 
 
@@ -77,6 +84,7 @@ class SlaProcessor:
     dead_letters: TopicT
     counts: Counts = field(default_factory=Counts)
     _indexes: dict[int, DeadlineIndex] = field(default_factory=dict)
+    _watermarks: dict[int, int] = field(default_factory=dict)
 
     def invalidate_indexes(self) -> None:
         """Forget the deadline indexes (partitions moved); each is rebuilt from the table at its next tick."""
@@ -102,26 +110,34 @@ class SlaProcessor:
                     event, "key_mismatch", f"message key {message.key!r} is not the record id {record.record_id!r}"
                 )
                 return
-            await self._on_event(message.partition, record)
+            try:
+                await self._on_event(message.partition, record)
+            except EventRejected as exc:
+                await self._dead_letter(event, exc.reason, exc.detail)
+                return
         self.counts.processed += 1
 
     async def _on_event(self, partition: int, event: RecordEvent) -> None:
         stored = self.table.get(event.record_id)
-        state = RecordState.restore(stored["s"]) if stored else None
-        state, outputs = self.core.apply(state, event)
+        state = self.core.restore(stored["s"]) if stored else None
+        now_ms = self._watermarks.get(partition, event.occurred_at_ms)
+        state, outputs = self.core.apply(state, event, now_ms)
         self._save(partition, state)
-        await self._emit(outputs)
+        await self._emit(outputs, now_ms)
 
     async def _on_tick(self, partition: int, now_ms: int) -> None:
+        if now_ms <= self._watermarks.get(partition, now_ms - 1):
+            return  # ticks never move time backwards
+        self._watermarks[partition] = now_ms
         index = self._index(partition)
         for record_id in index.pop_due(now_ms):
             stored = self.table.get(record_id)
             if not stored:
                 continue
-            state = RecordState.restore(stored["s"])
+            state = self.core.restore(stored["s"])
             outputs = self.core.advance(state, now_ms)
             self._save(partition, state)
-            await self._emit(outputs)
+            await self._emit(outputs, now_ms)
 
     def _index(self, partition: int) -> DeadlineIndex:
         index = self._indexes.get(partition)
@@ -129,20 +145,22 @@ class SlaProcessor:
             index = self._indexes[partition] = DeadlineIndex()
             for record_id, stored in self.table.items():
                 if stored and stored["p"] == partition:
-                    index.update(record_id, RecordState.restore(stored["s"]).next_due_ms())
+                    index.update(record_id, self.core.next_due_ms(self.core.restore(stored["s"])))
             log.info(
                 "deadline index of partition %d rebuilt: %d records with a pending threshold", partition, len(index)
             )
         return index
 
     def _save(self, partition: int, state: RecordState) -> None:
-        self.table[state.record_id] = {"p": partition, "s": state.snapshot()}
-        self._index(partition).update(state.record_id, state.next_due_ms())
+        self.table[state.record_id] = {"p": partition, "s": snapshot(state)}
+        self._index(partition).update(state.record_id, self.core.next_due_ms(state))
 
-    async def _emit(self, outputs: list[Alert]) -> None:
-        for alert in outputs:
-            await self.alerts.send(key=alert.record_id.encode(), value=SLA_ALERT.encode(alert_value(alert)))
-            self.counts.alerts += 1
+    async def _emit(self, outputs: list[Output], now_ms: int) -> None:
+        for output in outputs:
+            if output.is_alert:
+                value = SLA_ALERT.encode(alert_value(output, now_ms))
+                await self.alerts.send(key=output.record_id.encode(), value=value)
+                self.counts.alerts += 1
 
     async def _dead_letter(self, event: EventT, reason: str, detail: str) -> None:
         message = event.message

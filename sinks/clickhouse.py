@@ -9,8 +9,9 @@ One code path for both deployments, through clickhouse-connect:
 
 Tables are created at start-up (``CREATE ... IF NOT EXISTS``) in the
 configured database. ``sla_alerts`` is a ReplacingMergeTree keyed by the
-alert's identity, so that an alert written twice (a replay, a retry after a
-crash) is one row once merged and in every ``FINAL`` query.
+alert's identity with the revision as version, so that an alert written twice
+(a replay, a retry after a crash) is one row once merged and in every
+``FINAL`` query, and a correction replaces what it corrects.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ ALERT_COLUMNS: Final = (
     "queue",
     "owner",
     "attributes",
+    "level",
+    "revision",
+    "revoked",
 )
 
 _DDL: Final = """
@@ -86,11 +90,14 @@ CREATE TABLE IF NOT EXISTS {db}.sla_alerts
     queue               LowCardinality(String),
     owner               String,
     attributes          Map(String, String),
+    level               UInt16 COMMENT 'escalation level; 0 for warnings and breaches',
+    revision            UInt32 COMMENT '0, then +1 for each correction; the highest revision is the truth',
+    revoked             Bool COMMENT 'a correction withdrew this alert',
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree(inserted_at)
+ENGINE = ReplacingMergeTree(revision)
 PARTITION BY toYYYYMM(threshold_at)
-ORDER BY (kpi, kind, record_id, kpi_instance)
+ORDER BY (kpi, kind, record_id, kpi_instance, level)
 """
 
 
@@ -123,6 +130,9 @@ def alert_row(alert: Mapping[str, Any]) -> list[Any]:
         attributes.get("queue", ""),
         attributes.get("owner", ""),
         dict(attributes),
+        alert["level"],
+        alert["revision"],
+        alert["revoked"],
     ]
 
 

@@ -25,7 +25,7 @@ policies:
   - name: vip
     applies_when: {entity_type: case, tier: VIP}
     kpis:
-      - {name: first_response, target: 4s, warning: 50%, start_on: [created], stop_on: [first_response]}
+      - {name: first_response, target: 4s, warning: 50%, start: {kind: created}, stop: {kind: first_response}}
 """
 
 

@@ -1,0 +1,238 @@
+"""One KPI clock: business time counted on a calendar, paused and resumed with a ledger, thresholds crossed.
+
+A clock counts *business* milliseconds on its KPI's calendar while it runs.
+Its history is a sequence of run segments; ``used_ms`` holds the business time
+of the closed segments and ``run_start_ms`` the start of the open one (``None``
+while paused or ended). Every pause is kept in the ledger with its reason, so
+that the paused credit survives a re-target (a tier or priority change): the
+new target applies to the business time already used, never to wall time.
+
+Thresholds are marks on the business-time axis: the warning point, the target
+(the deadline), then ``target + after`` for each escalation level. The instant
+of a mark is ``calendar.add(run_start_ms, mark - used_ms)`` while running, and
+undefined while paused (a paused clock crosses nothing).
+
+Times are UTC epoch milliseconds; durations milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from streams.policy import KpiSpec
+
+
+class KpiState(StrEnum):
+    """Where a KPI stands."""
+
+    IN_PROGRESS = "in_progress"
+    PAUSED = "paused"
+    WARNING = "warning"
+    BREACHED = "breached"
+    SUCCEEDED = "succeeded"
+    CANCELLED = "cancelled"
+
+
+class Threshold(StrEnum):
+    """A mark on a clock's business-time axis."""
+
+    WARNING = "WARNING"
+    BREACH = "BREACH"
+    ESCALATION = "ESCALATION"
+
+
+@dataclass(slots=True)
+class KpiClock:
+    """One instance of one KPI on one record, pinned to the policy version it started under.
+
+    ``target_ms``, ``warning_ms`` and the escalation offsets come from ``spec``
+    (re-targeting swaps the spec and keeps ``used_ms`` and the ledger).
+    ``crossed`` counts the thresholds already crossed, in mark order.
+    ``pauses`` is the ledger: ``(start_ms, end_ms or None while open, reason)``.
+    """
+
+    spec: KpiSpec
+    policy: str
+    version: str
+    instance: int
+    started_at_ms: int
+    run_start_ms: int | None
+    used_ms: int = 0
+    crossed: int = 0
+    pauses: tuple[tuple[int, int | None, str], ...] = ()
+    ended_at_ms: int | None = None
+    cancelled: bool = False
+    end_reason: str = ""
+
+    # -- derived --------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The KPI's name."""
+        return self.spec.name
+
+    @property
+    def is_open(self) -> bool:
+        """Not yet met or cancelled (a breached KPI stays open until it is met or cancelled)."""
+        return self.ended_at_ms is None
+
+    @property
+    def is_paused(self) -> bool:
+        """Open and not counting."""
+        return self.ended_at_ms is None and self.run_start_ms is None
+
+    def marks(self) -> list[tuple[int, Threshold, int]]:
+        """Every threshold as ``(business ms, kind, escalation level)``, in order."""
+        spec = self.spec
+        marks: list[tuple[int, Threshold, int]] = []
+        if spec.warning_ms is not None and spec.warning_ms < spec.target_ms:
+            marks.append((spec.warning_ms, Threshold.WARNING, 0))
+        marks.append((spec.target_ms, Threshold.BREACH, 0))
+        marks.extend((spec.target_ms + e.after_ms, Threshold.ESCALATION, e.level) for e in spec.escalations)
+        return marks
+
+    @property
+    def _breach_index(self) -> int:
+        warning = self.spec.warning_ms
+        return 1 if warning is not None and warning < self.spec.target_ms else 0
+
+    @property
+    def breached(self) -> bool:
+        """Whether the deadline was crossed (as of the last event applied)."""
+        return self.crossed > self._breach_index
+
+    def crossed_at(self, now_ms: int) -> int:
+        """How many thresholds are crossed once time reaches ``now_ms`` (with no further event)."""
+        crossed = self.crossed
+        saved = self.crossed
+        try:
+            for _ in self.cross_until(now_ms + 1):
+                crossed += 1
+        finally:
+            self.crossed = saved
+        return crossed
+
+    def state_at(self, now_ms: int) -> KpiState:
+        """The state once time reaches ``now_ms``, as the product brief names them."""
+        crossed = self.crossed_at(now_ms)
+        if self.ended_at_ms is not None:
+            if self.cancelled:
+                return KpiState.CANCELLED
+            return KpiState.BREACHED if crossed > self._breach_index else KpiState.SUCCEEDED
+        if self.run_start_ms is None:
+            return KpiState.PAUSED
+        if crossed > self._breach_index:
+            return KpiState.BREACHED
+        return KpiState.WARNING if crossed else KpiState.IN_PROGRESS
+
+    def business_elapsed(self, at_ms: int) -> int:
+        """Business ms counted from the start until ``at_ms`` (pauses excluded)."""
+        if self.run_start_ms is None or at_ms <= self.run_start_ms:
+            return self.used_ms
+        return self.used_ms + self.spec.calendar.elapsed(self.run_start_ms, at_ms)
+
+    def paused_elapsed(self, at_ms: int) -> int:
+        """Wall ms spent paused from the start until ``at_ms``."""
+        total = 0
+        for start, end, _ in self.pauses:
+            stop = at_ms if end is None else min(end, at_ms)
+            if stop > start:
+                total += stop - start
+        return total
+
+    def instant_of(self, mark_ms: int) -> int | None:
+        """When the clock reaches ``mark_ms`` business ms (``None`` while paused or ended)."""
+        if self.run_start_ms is None or self.ended_at_ms is not None:
+            return None
+        if mark_ms <= self.used_ms:
+            return self.run_start_ms
+        return self.spec.calendar.add(self.run_start_ms, mark_ms - self.used_ms)
+
+    def deadline_ms(self) -> int | None:
+        """The instant the target is reached if the clock keeps running (``None`` while paused or ended)."""
+        return self.instant_of(self.spec.target_ms)
+
+    def next_threshold(self) -> tuple[int, Threshold, int] | None:
+        """``(instant, kind, level)`` of the next threshold to cross, or ``None``."""
+        marks = self.marks()
+        if self.crossed >= len(marks):
+            return None
+        mark, kind, level = marks[self.crossed]
+        instant = self.instant_of(mark)
+        return None if instant is None else (instant, kind, level)
+
+    def cross_until(self, before_ms: int) -> Iterator[tuple[int, Threshold, int]]:
+        """Cross every threshold whose instant is before ``before_ms``; yield each ``(instant, kind, level)``."""
+        while (due := self.next_threshold()) is not None and due[0] < before_ms:
+            self.crossed += 1
+            yield due
+
+    # -- transitions (at an event's instant, after cross_until(at_ms)) -------------------------
+
+    def pause(self, at_ms: int, reason: str) -> bool:
+        """Stop counting at ``at_ms``; record the pause with its reason. False if not running."""
+        if self.run_start_ms is None or self.ended_at_ms is not None:
+            return False
+        self.used_ms = self.business_elapsed(at_ms)
+        self.run_start_ms = None
+        self.pauses = (*self.pauses, (at_ms, None, reason))
+        return True
+
+    def resume(self, at_ms: int) -> bool:
+        """Count again from ``at_ms``; close the open pause. False if not paused."""
+        if not self.is_paused:
+            return False
+        start, _, reason = self.pauses[-1]
+        self.pauses = (*self.pauses[:-1], (start, at_ms, reason))
+        self.run_start_ms = at_ms
+        return True
+
+    def end(self, at_ms: int, *, cancelled: bool, reason: str = "") -> bool:
+        """Meet (``cancelled=False``) or cancel the KPI at ``at_ms``. False if already ended."""
+        if self.ended_at_ms is not None:
+            return False
+        if self.run_start_ms is None and self.pauses and self.pauses[-1][1] is None:
+            start, _, pause_reason = self.pauses[-1]
+            self.pauses = (*self.pauses[:-1], (start, at_ms, pause_reason))
+        self.used_ms = self.business_elapsed(at_ms)
+        self.run_start_ms = None
+        self.ended_at_ms = at_ms
+        self.cancelled = cancelled
+        self.end_reason = reason
+        return True
+
+    def reopen(self, at_ms: int) -> bool:
+        """Continue an ended (met) KPI from the business time it had used. False if open or cancelled."""
+        if self.ended_at_ms is None or self.cancelled:
+            return False
+        self.ended_at_ms = None
+        self.end_reason = ""
+        self.run_start_ms = at_ms
+        return True
+
+    def retarget(self, at_ms: int, spec: KpiSpec) -> bool:
+        """Apply another spec from ``at_ms`` on, keeping the business time used and the pause ledger.
+
+        Thresholds of the new spec that the used time has already passed count
+        as crossed only if the old spec had crossed as many; the others come due
+        at once. False if nothing changes.
+        """
+        if spec == self.spec:
+            return False
+        if self.run_start_ms is not None:
+            self.used_ms = self.business_elapsed(at_ms)
+            self.run_start_ms = at_ms
+        crossed_kinds = [kind for _, kind, _ in self.marks()[: self.crossed]]
+        self.spec = spec
+        new_marks = self.marks()
+        crossed = 0
+        for _, kind, _ in new_marks:
+            if kind in crossed_kinds:
+                crossed_kinds.remove(kind)
+                crossed += 1
+            else:
+                break
+        self.crossed = crossed
+        return True
