@@ -16,7 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents import replay
+from agents import bench, replay
+from agents.runtime import tune_gc
 from agents.settings import Settings
 from deploy.kafka.broker import BrokerError
 from deploy.kafka.broker import main as broker_main
@@ -70,6 +71,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     app = create_app(settings)
+    tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
     worker.execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     replay.add_command(commands)
+    bench.add_command(commands)
 
     kafka = commands.add_parser("kafka", help="start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)")
     kafka.add_argument("--data-dir", default=None, help="broker data directory (default: temporary)")

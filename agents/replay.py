@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any, Final
 
+from agents.runtime import tune_gc
 from streams.core import EventRejected, SlaCore, parse_instant_ms
 from streams.errors import PolicyError
 from streams.events import EventError, format_instant_ms, parse_event
@@ -118,6 +119,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         except OSError as exc:
             _error(f"cannot write the rejects file {rejects_path}: {exc.strerror or exc}")
             return EXIT_CONFIG
+        tune_gc()
         run = _Run(Replayer(SlaCore(policies)), source, out, rejects, rejects_path, quiet=args.quiet)
         return run.execute(events, _file_size(events), args.until)
     return EXIT_OK  # pragma: no cover - unreachable (mypy cannot see that ExitStack does not swallow)

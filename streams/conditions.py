@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Literal
 
 from streams.errors import Problem
@@ -48,6 +49,11 @@ class Test:
     values: frozenset[str] = frozenset()
     number: float = 0.0
     present: bool = True
+    numbers: frozenset[float] = dataclass_field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        numbers = {n for n in (_number(v) for v in self.values) if n is not None}
+        object.__setattr__(self, "numbers", frozenset(numbers))
 
     def holds(self, value: str | None) -> bool:
         """Whether the field's ``value`` (``None``: absent) passes."""
@@ -68,8 +74,10 @@ class Test:
         return found if self.op == "eq" else not found
 
     def _numerically_in(self, value: str) -> bool:
+        if not self.numbers:
+            return False
         number = _number(value)
-        return number is not None and any(_number(v) == number for v in self.values)
+        return number is not None and number in self.numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,24 +102,37 @@ class Condition:
 
 @dataclass(frozen=True, slots=True)
 class AnyOf:
-    """Any of the conditions holds (OR). An empty ``AnyOf`` never holds."""
+    """Any of the conditions holds (OR). An empty ``AnyOf`` never holds.
+
+    ``kinds`` (computed once) is the set of event kinds that can satisfy it when every condition names its
+    kinds, so that the hot path rejects most events with one set lookup.
+    """
 
     conditions: tuple[Condition, ...]
+    kinds: frozenset[str] | None = dataclass_field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        kinds: set[str] | None = set()
+        for condition in self.conditions:
+            named = [t for t in condition.tests if t.field == "kind" and t.op == "eq"]
+            if not named or kinds is None:
+                kinds = None
+                break
+            kinds |= named[0].values
+        object.__setattr__(self, "kinds", None if kinds is None else frozenset(kinds))
 
     def holds(self, kind: str, entity_type: str, attributes: Mapping[str, str]) -> bool:
         """Whether any condition holds for the event."""
-        return any(c.holds(kind, entity_type, attributes) for c in self.conditions)
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        for condition in self.conditions:  # noqa: SIM110 - a plain loop: this is the hot path, any() is slower
+            if condition.holds(kind, entity_type, attributes):
+                return True
+        return False
 
-    @property
-    def kinds(self) -> frozenset[str] | None:
-        """The event kinds that can satisfy this, if every condition names its kinds; ``None`` if any kind can."""
-        kinds: set[str] = set()
-        for condition in self.conditions:
-            named = [t for t in condition.tests if t.field == "kind" and t.op == "eq"]
-            if not named:
-                return None
-            kinds |= named[0].values
-        return frozenset(kinds)
+    def fields(self) -> frozenset[str]:
+        """Every field (attribute name, ``kind``, ``entity_type``) a test reads."""
+        return frozenset(t.field for c in self.conditions for t in c.tests)
 
 
 NEVER = AnyOf(())

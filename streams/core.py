@@ -50,8 +50,6 @@ from streams.policy import Action, KpiSpec, Policy, PolicySet
 
 NEVER_MS: Final = -(2**62)
 """Before any instant: the emission mark of a record that has emitted nothing."""
-RECENT_IDS: Final = 16
-"""Event ids remembered per record after its history is compacted, to drop repeats."""
 
 _THRESHOLD_KIND: Final = {
     Threshold.WARNING: OutputKind.WARNING,
@@ -70,7 +68,9 @@ class EventRejected(SlaflowError):
 
 
 def _intern(attributes: Mapping[str, str]) -> dict[str, str]:
-    return {sys.intern(k): sys.intern(v) if len(v) <= 32 else v for k, v in attributes.items()}
+    """Share the strings of attribute names and short values (tiers, queues, owners) across records."""
+    intern = sys.intern
+    return {intern(k): intern(v) if len(v) <= 32 else v for k, v in attributes.items()}
 
 
 def parse_instant_ms(text: str) -> int | None:
@@ -97,12 +97,15 @@ class Folded:
     last_key: tuple[int, str] | None = None
     timeline: list[Output] = field(default_factory=list)
     merged: bool = False
+    policy: Policy | None = field(default=None, compare=False)
+    """The policy the current attributes select (a cache; ``selected`` says whether it is computed)."""
+    selected: bool = field(default=False, compare=False)
 
     def copy(self) -> Folded:
         """An independent copy (clocks are mutable; attribute dicts and outputs are never mutated)."""
         return Folded(
-            self.entity_type, self.attributes, [replace(c) for c in self.clocks], self.last_key, list(self.timeline),
-            self.merged,
+            self.entity_type, self.attributes, [c.clone() for c in self.clocks], self.last_key, list(self.timeline),
+            self.merged, self.policy, self.selected,
         )  # fmt: skip
 
     def clock(self, name: str) -> KpiClock | None:
@@ -129,7 +132,6 @@ class RecordState:
     emitted_until_ms: int = NEVER_MS
     checkpoint: Folded | None = None
     pending: list[RecordEvent] | None = None
-    recent_ids: tuple[str, ...] = ()
     revisions: dict[str, int] | None = None
 
     def clocks(self) -> list[KpiClock]:
@@ -146,6 +148,9 @@ class SlaCore:
         self.versions[policies.version] = policies
         self.allowed_ms = policies.allowed_lateness_ms
         self.max_ms = max(policies.max_lateness_ms, policies.allowed_lateness_ms)
+        self._selector_fields = frozenset(
+            name for version in self.versions.values() for p in version.policies for name in p.applies_when.fields()
+        )
 
     # -- public step functions ------------------------------------------------------------------
 
@@ -163,7 +168,6 @@ class SlaCore:
                 RecordEvent(event_id, record_id, entity, kind, at, attributes)
                 for event_id, entity, kind, at, attributes in pending
             ],
-            recent_ids=tuple(data["i"]),
             revisions=data["v"],
         )  # fmt: skip
 
@@ -207,10 +211,8 @@ class SlaCore:
                 f"event {event.event_id} of {event.record_id} happened at {event.occurred_at_ms}, more than "
                 f"max_lateness ({self.max_ms} ms) before the watermark {state.watermark_ms}",
             )
-        if event.event_id in state.recent_ids or (
-            state.pending is not None and any(e.event_id == event.event_id for e in state.pending)
-        ):
-            return state, []
+        if state.pending is not None and any(e.event_id == event.event_id for e in state.pending):
+            return state, []  # a repeat; repeats of compacted events are older than max_lateness: rejected above
         if self.policies.unmatched == "reject" and not state.live.clocks:
             merged = {**state.live.attributes, **event.attributes}
             if self.policies.select(state.live.entity_type, merged) is None:
@@ -220,7 +222,6 @@ class SlaCore:
             state.checkpoint = state.live.copy()
             state.pending = []
         bisect.insort(state.pending, event, key=lambda e: (e.occurred_at_ms, e.event_id))
-        state.recent_ids = (*state.recent_ids[-(RECENT_IDS - 1) :], event.event_id)
         live = state.live
         if (live.last_key is None or key > live.last_key) and event.occurred_at_ms > state.emitted_until_ms:
             created, crossed = self._fold(state.record_id, live, event)
@@ -229,7 +230,7 @@ class SlaCore:
             outputs = [o for o in created[crossed:] if o.at_ms <= state.emitted_until_ms]
             outputs += self._emit(state, now_ms)
         else:
-            outputs = self._refold(state, now_ms)
+            outputs = self._refold(state, event, now_ms)
         self._compact(state)
         return state, outputs
 
@@ -244,7 +245,7 @@ class SlaCore:
         """The watermark at which :meth:`advance` has something to do for this record, or ``None``."""
         dues = [o.at_ms for o in state.live.timeline if o.at_ms > state.emitted_until_ms]
         for clock in state.live.clocks:
-            instant = self._virtual_after(clock, state.emitted_until_ms)
+            instant = clock.first_after(state.emitted_until_ms)
             if instant is not None:
                 dues.append(instant)
         due = min(dues) + self.allowed_ms if dues else None
@@ -282,8 +283,10 @@ class SlaCore:
                 crossed.append((instant, self._threshold_output(record_id, live, clock, instant, threshold, level)))
         crossed.sort(key=lambda pair: pair[0])
         out.extend(output for _, output in crossed)
+        reselect = not live.selected
         if event.attributes:
             live.attributes = {**live.attributes, **_intern(event.attributes)}
+            reselect = reselect or not self._selector_fields.isdisjoint(event.attributes)
         live.last_key = (at, event.event_id)
         kind, entity, attributes = event.kind, live.entity_type, live.attributes
         if kind == "merged":
@@ -295,9 +298,12 @@ class SlaCore:
         if live.merged:
             live.timeline.extend(out)
             return out, len(crossed)
-        selected: dict[str, Policy | None] = {}
+        if reselect:
+            live.policy, live.selected = self.policies.select(entity, attributes), True
+        selected: dict[str, Policy | None] = {self.policies.version: live.policy}
         for clock in live.clocks:
-            out.extend(self._retarget(record_id, live, clock, at, selected))
+            if reselect:
+                out.extend(self._retarget(record_id, live, clock, at, selected))
             spec = clock.spec
             if clock.is_open:
                 # Transitions that end or suspend the clock report the deadline in force just before them.
@@ -327,9 +333,8 @@ class SlaCore:
                 elif spec.on_reopen == "restart":
                     out.extend(self._start(record_id, live, spec, clock.policy, clock.version, clock.instance + 1, at,
                                            reason="reopened"))  # fmt: skip
-        policy = self.policies.select(entity, attributes)
-        if policy is not None:
-            out.extend(self._start_matching(record_id, live, policy, kind, at))
+        if live.policy is not None:
+            out.extend(self._start_matching(record_id, live, live.policy, kind, at))
         live.timeline.extend(out)
         return out, len(crossed)
 
@@ -384,13 +389,9 @@ class SlaCore:
         outputs = [o for o in live.timeline if start_ms <= o.at_ms <= until_ms]
         virtual = []
         for clock in live.clocks:
-            saved = clock.crossed
-            try:
-                for instant, kind, level in clock.cross_until(until_ms + 1):
-                    if instant >= start_ms:
-                        virtual.append(self._threshold_output(state.record_id, live, clock, instant, kind, level))
-            finally:
-                clock.crossed = saved
+            for instant, kind, level in clock.upcoming(until_ms):
+                if instant >= start_ms:
+                    virtual.append(self._threshold_output(state.record_id, live, clock, instant, kind, level))
         outputs.sort(key=lambda o: o.at_ms)  # stable: the timeline's order within one instant
         virtual.sort(key=lambda o: o.at_ms)
         return _merge_by_instant(outputs, virtual)
@@ -399,17 +400,36 @@ class SlaCore:
         until = now_ms - self.allowed_ms
         if until <= state.emitted_until_ms:
             return []
+        live = state.live
+        if not live.timeline:
+            for clock in live.clocks:
+                upcoming = clock.next_threshold()
+                if upcoming is not None and upcoming[0] <= until:
+                    break
+            else:  # nothing due: the common case, answered without building anything
+                state.emitted_until_ms = until
+                return []
         outputs = self._truth(state, state.live, state.emitted_until_ms + 1, until)
         state.emitted_until_ms = until
+        if state.live.timeline:  # drop what is emitted: a re-fold regenerates it if it needs it
+            state.live.timeline = [o for o in state.live.timeline if o.at_ms > until]
         return [self._revised(state, o) for o in outputs] if state.revisions else outputs
 
-    def _refold(self, state: RecordState, now_ms: int) -> list[Output]:
-        """Re-fold the record from its checkpoint after an event that arrived out of order."""
+    def _refolded(self, state: RecordState, events: list[RecordEvent]) -> Folded:
+        assert state.checkpoint is not None
+        folded = state.checkpoint.copy()
+        for event in events:
+            self._fold(state.record_id, folded, event)
+        return folded
+
+    def _refold(self, state: RecordState, latest: RecordEvent, now_ms: int) -> list[Output]:
+        """Re-fold the record from its checkpoint after ``latest`` arrived out of order; emit the differences.
+
+        What was emitted is the truth without ``latest`` (re-folded too, since emitted outputs are not kept).
+        """
         assert state.checkpoint is not None and state.pending is not None
-        old = state.live
-        new = state.checkpoint.copy()
-        for event in state.pending:
-            self._fold(state.record_id, new, event)
+        new = self._refolded(state, state.pending)
+        old = self._refolded(state, [e for e in state.pending if e is not latest])
         state.live = new
         # Outputs before the checkpoint's last event, or older than watermark - max_lateness, cannot change.
         start = max((state.checkpoint.last_key or (NEVER_MS, ""))[0], state.watermark_ms - self.max_ms)
@@ -448,24 +468,8 @@ class SlaCore:
         if state.pending and state.pending[-1].occurred_at_ms < horizon:
             state.pending = None
             state.checkpoint = None
-        timeline = state.live.timeline
-        if timeline and timeline[0].at_ms < horizon and timeline[0].at_ms <= state.emitted_until_ms:
-            keep = min(horizon, state.emitted_until_ms + 1)
-            state.live.timeline = [o for o in timeline if o.at_ms >= keep]
         if state.revisions and state.pending is None:
             state.revisions = None
-
-    @staticmethod
-    def _virtual_after(clock: KpiClock, emitted_until_ms: int) -> int | None:
-        """The instant of the first threshold of ``clock`` after ``emitted_until_ms``, or ``None``."""
-        saved = clock.crossed
-        try:
-            for _ in clock.cross_until(emitted_until_ms + 1):
-                pass
-            upcoming = clock.next_threshold()
-            return None if upcoming is None else upcoming[0]
-        finally:
-            clock.crossed = saved
 
     # -- outputs -----------------------------------------------------------------------------------
 
@@ -522,7 +526,6 @@ def snapshot(state: RecordState) -> dict[str, Any]:
         "p": None if state.pending is None else [
             [e.event_id, e.entity_type, e.kind, e.occurred_at_ms, dict(e.attributes)] for e in state.pending
         ],
-        "i": list(state.recent_ids),
         "v": state.revisions,
     }  # fmt: skip
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from enum import StrEnum
 
 from streams.policy import KpiSpec
@@ -65,6 +66,17 @@ class KpiClock:
     ended_at_ms: int | None = None
     cancelled: bool = False
     end_reason: str = ""
+    _next: tuple[int, tuple[int, Threshold, int] | None] | None = dataclass_field(
+        default=None, compare=False, repr=False
+    )
+    """Cache: (mark index, its next_threshold()) while the segment is unchanged; reset by every transition."""
+
+    def clone(self) -> KpiClock:
+        """An independent copy (faster than ``dataclasses.replace``; the fields are immutable values)."""
+        other = KpiClock.__new__(KpiClock)
+        for name in _CLOCK_SLOTS:
+            object.__setattr__(other, name, getattr(self, name))
+        return other
 
     # -- derived --------------------------------------------------------------------------------
 
@@ -83,15 +95,9 @@ class KpiClock:
         """Open and not counting."""
         return self.ended_at_ms is None and self.run_start_ms is None
 
-    def marks(self) -> list[tuple[int, Threshold, int]]:
+    def marks(self) -> tuple[tuple[int, Threshold, int], ...]:
         """Every threshold as ``(business ms, kind, escalation level)``, in order."""
-        spec = self.spec
-        marks: list[tuple[int, Threshold, int]] = []
-        if spec.warning_ms is not None and spec.warning_ms < spec.target_ms:
-            marks.append((spec.warning_ms, Threshold.WARNING, 0))
-        marks.append((spec.target_ms, Threshold.BREACH, 0))
-        marks.extend((spec.target_ms + e.after_ms, Threshold.ESCALATION, e.level) for e in spec.escalations)
-        return marks
+        return marks_of(self.spec)
 
     @property
     def _breach_index(self) -> int:
@@ -105,14 +111,7 @@ class KpiClock:
 
     def crossed_at(self, now_ms: int) -> int:
         """How many thresholds are crossed once time reaches ``now_ms`` (with no further event)."""
-        crossed = self.crossed
-        saved = self.crossed
-        try:
-            for _ in self.cross_until(now_ms + 1):
-                crossed += 1
-        finally:
-            self.crossed = saved
-        return crossed
+        return self.crossed + len(self.upcoming(now_ms))
 
     def state_at(self, now_ms: int) -> KpiState:
         """The state once time reaches ``now_ms``, as the product brief names them."""
@@ -152,16 +151,54 @@ class KpiClock:
 
     def deadline_ms(self) -> int | None:
         """The instant the target is reached if the clock keeps running (``None`` while paused or ended)."""
+        if self.run_start_ms is None or self.ended_at_ms is not None:
+            return None
+        cached = self._next
+        if cached is not None and cached[1] is not None and cached[1][1] is Threshold.BREACH:
+            return cached[1][0]
         return self.instant_of(self.spec.target_ms)
 
     def next_threshold(self) -> tuple[int, Threshold, int] | None:
         """``(instant, kind, level)`` of the next threshold to cross, or ``None``."""
-        marks = self.marks()
-        if self.crossed >= len(marks):
-            return None
-        mark, kind, level = marks[self.crossed]
-        instant = self.instant_of(mark)
-        return None if instant is None else (instant, kind, level)
+        crossed = self.crossed
+        cached = self._next
+        if cached is not None and cached[0] == crossed:
+            return cached[1]
+        marks = marks_of(self.spec)
+        result = None
+        if crossed < len(marks):
+            mark, kind, level = marks[crossed]
+            instant = self.instant_of(mark)
+            result = None if instant is None else (instant, kind, level)
+        self._next = (crossed, result)
+        return result
+
+    def upcoming(self, until_ms: int) -> list[tuple[int, Threshold, int]]:
+        """The thresholds not yet crossed whose instant is at or before ``until_ms``, in order (nothing changes)."""
+        first = self.next_threshold()
+        if first is None or first[0] > until_ms:
+            return []
+        found = [first]
+        marks = marks_of(self.spec)
+        for mark, kind, level in marks[self.crossed + 1 :]:
+            instant = self.instant_of(mark)
+            if instant is None or instant > until_ms:
+                break
+            found.append((instant, kind, level))
+        return found
+
+    def first_after(self, after_ms: int) -> int | None:
+        """The instant of the first threshold not yet crossed that comes after ``after_ms`` (nothing changes)."""
+        first = self.next_threshold()
+        if first is None or first[0] > after_ms:
+            return None if first is None else first[0]
+        for mark, _, _ in marks_of(self.spec)[self.crossed + 1 :]:
+            instant = self.instant_of(mark)
+            if instant is None:
+                return None
+            if instant > after_ms:
+                return instant
+        return None
 
     def cross_until(self, before_ms: int) -> Iterator[tuple[int, Threshold, int]]:
         """Cross every threshold whose instant is before ``before_ms``; yield each ``(instant, kind, level)``."""
@@ -178,6 +215,7 @@ class KpiClock:
         self.used_ms = self.business_elapsed(at_ms)
         self.run_start_ms = None
         self.pauses = (*self.pauses, (at_ms, None, reason))
+        self._next = None
         return True
 
     def resume(self, at_ms: int) -> bool:
@@ -187,6 +225,7 @@ class KpiClock:
         start, _, reason = self.pauses[-1]
         self.pauses = (*self.pauses[:-1], (start, at_ms, reason))
         self.run_start_ms = at_ms
+        self._next = None
         return True
 
     def end(self, at_ms: int, *, cancelled: bool, reason: str = "") -> bool:
@@ -201,6 +240,7 @@ class KpiClock:
         self.ended_at_ms = at_ms
         self.cancelled = cancelled
         self.end_reason = reason
+        self._next = None
         return True
 
     def reopen(self, at_ms: int) -> bool:
@@ -210,6 +250,7 @@ class KpiClock:
         self.ended_at_ms = None
         self.end_reason = ""
         self.run_start_ms = at_ms
+        self._next = None
         return True
 
     def retarget(self, at_ms: int, spec: KpiSpec) -> bool:
@@ -235,4 +276,26 @@ class KpiClock:
             else:
                 break
         self.crossed = crossed
+        self._next = None
         return True
+
+
+_MARKS: dict[int, tuple[KpiSpec, tuple[tuple[int, Threshold, int], ...]]] = {}
+
+
+def marks_of(spec: KpiSpec) -> tuple[tuple[int, Threshold, int], ...]:
+    """The thresholds of ``spec`` as ``(business ms, kind, escalation level)``, in order (computed once per spec)."""
+    cached = _MARKS.get(id(spec))
+    if cached is not None and cached[0] is spec:
+        return cached[1]
+    marks: list[tuple[int, Threshold, int]] = []
+    if spec.warning_ms is not None and spec.warning_ms < spec.target_ms:
+        marks.append((spec.warning_ms, Threshold.WARNING, 0))
+    marks.append((spec.target_ms, Threshold.BREACH, 0))
+    marks.extend((spec.target_ms + e.after_ms, Threshold.ESCALATION, e.level) for e in spec.escalations)
+    result = tuple(marks)
+    _MARKS[id(spec)] = (spec, result)
+    return result
+
+
+_CLOCK_SLOTS: tuple[str, ...] = KpiClock.__slots__

@@ -1,0 +1,172 @@
+"""``slaflow bench``: benchmarks that print one JSON object each.
+
+``slaflow bench core`` runs the pure SLA core (the same code the worker runs)
+over a synthetic mixed workload on the shipped default policies: cases of
+every tier across their 24/7, 24/5 and 8/5 calendars, created over a working
+day, with status changes that pause and resume the clocks, first responses,
+resolutions, and a clock tick every simulated minute that fires the due
+thresholds. It reports events per second on one core and the memory the core
+keeps per open case, measured with tracemalloc on a second, identical run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agents.runtime import tune_gc
+from agents.settings import DEFAULT_POLICIES
+from streams.core import RecordState, SlaCore
+from streams.deadlines import DeadlineIndex
+from streams.events import RecordEvent
+from streams.policy import load_policies
+
+MINUTE_MS = 60_000
+START_MS = 1_777_881_600_000  # Monday 2026-05-04 08:00 UTC
+
+GOAL_EVENTS_PER_SECOND = 150_000
+GOAL_BYTES_PER_OPEN_CASE = 1024
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The synthetic contact-centre day: ``cases`` cases opened over ``hours`` hours."""
+
+    cases: int = 120_000
+    hours: float = 10.0
+    seed: int = 11
+
+
+def workload(spec: Workload) -> Iterator[RecordEvent | int]:
+    """Events in time order, interleaved with ticks (an ``int``: the watermark, UTC epoch ms) every minute."""
+    rng = random.Random(spec.seed)
+    span_ms = int(spec.hours * 3_600_000)
+    events: list[tuple[int, int, RecordEvent]] = []
+    tiers = (("VIP", 0.2), ("Premium", 0.3), ("Standard", 0.5))
+    for n in range(spec.cases):
+        record = f"CASE-{n:07d}"
+        at = START_MS + rng.randrange(span_ms)
+        roll = rng.random()
+        tier = next(t for t, share in _cumulative(tiers) if roll < share)
+        attributes = {"tier": tier, "owner": f"agent-{rng.randrange(2000)}", "queue": f"q{rng.randrange(40)}",
+                      "priority": "normal", "channel": rng.choice(("email", "phone", "web"))}  # fmt: skip
+        steps: list[tuple[str, int, dict[str, str]]] = [("created", at, attributes)]
+        t = at
+        if rng.random() < 0.6:
+            t += rng.randrange(5 * MINUTE_MS, 90 * MINUTE_MS)
+            steps.append(("email_sent", t, {"direction": "outbound"}))
+        if rng.random() < 0.5:
+            t += rng.randrange(MINUTE_MS, 60 * MINUTE_MS)
+            steps.append(("status_changed", t, {"status": "waiting_for_customer"}))
+            t += rng.randrange(MINUTE_MS, 120 * MINUTE_MS)
+            steps.append(("status_changed", t, {"status": "in_progress"}))
+        if rng.random() < 0.1:
+            t += rng.randrange(MINUTE_MS, 60 * MINUTE_MS)
+            steps.append(("resolved", t, {}))
+        for seq, (kind, when, attrs) in enumerate(steps, 1):
+            events.append((when, n, RecordEvent(f"{record}-{seq}", record, "case", kind, when, attrs)))
+    events.sort(key=lambda item: (item[0], item[1]))
+    next_tick = START_MS + MINUTE_MS
+    for when, _, event in events:
+        while next_tick <= when:
+            yield next_tick
+            next_tick += MINUTE_MS
+        yield event
+    yield next_tick
+
+
+def _cumulative(shares: tuple[tuple[str, float], ...]) -> list[tuple[str, float]]:
+    total, out = 0.0, []
+    for name, share in shares:
+        total += share
+        out.append((name, total))
+    out[-1] = (out[-1][0], 1.0)
+    return out
+
+
+def run_core(items: list[RecordEvent | int], core: SlaCore) -> tuple[dict[str, RecordState], int, int]:
+    """Drive the core as the worker does; return the states, events applied and outputs."""
+    states: dict[str, RecordState] = {}
+    index = DeadlineIndex()
+    watermark = START_MS
+    applied = outputs = 0
+    for item in items:
+        if isinstance(item, int):
+            watermark = item
+            for record_id in index.pop_due(watermark):
+                state = states[record_id]
+                outputs += len(core.advance(state, watermark))
+                index.update(record_id, core.next_due_ms(state))
+            continue
+        state, out = core.apply(states.get(item.record_id), item, watermark)
+        states[item.record_id] = state
+        index.update(item.record_id, core.next_due_ms(state))
+        applied += 1
+        outputs += len(out)
+    return states, applied, outputs
+
+
+def bench_core(spec: Workload, policies: Path = DEFAULT_POLICIES) -> dict[str, Any]:
+    """The ``bench core`` figures (see the module doc)."""
+    core = SlaCore(load_policies(policies))
+    items = list(workload(spec))
+    events = sum(1 for i in items if not isinstance(i, int))
+    ticks = len(items) - events
+    tune_gc()
+    started = time.process_time()
+    states, applied, outputs = run_core(items, core)
+    cpu_s = time.process_time() - started
+    open_cases = sum(1 for s in states.values() if any(c.is_open for c in s.live.clocks))
+    open_kpis = sum(1 for s in states.values() for c in s.live.clocks if c.is_open)
+    del states
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    kept, _, _ = run_core(items, core)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    del kept
+    return {
+        "benchmark": "core",
+        "events": events,
+        "ticks": ticks,
+        "outputs": outputs,
+        "cpu_seconds": round(cpu_s, 3),
+        "events_per_second": round(applied / cpu_s),
+        "events_per_second_goal": GOAL_EVENTS_PER_SECOND,
+        "open_cases": open_cases,
+        "open_kpis_per_open_case": round(open_kpis / max(open_cases, 1), 2),
+        "bytes_per_open_case": round(held / max(open_cases, 1)),
+        "bytes_per_open_case_goal": GOAL_BYTES_PER_OPEN_CASE,
+        "goals_met": applied / cpu_s >= GOAL_EVENTS_PER_SECOND
+        and held / max(open_cases, 1) <= GOAL_BYTES_PER_OPEN_CASE,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "policies": str(policies),
+    }
+
+
+def add_command(commands: Any) -> None:
+    """Add ``slaflow bench`` and its benchmarks to the CLI."""
+    bench = commands.add_parser("bench", help="run a benchmark and print one JSON object")
+    which = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    core = which.add_parser("core", help="the SLA core on a synthetic mixed workload")
+    core.add_argument("--cases", type=int, default=Workload.cases, help="cases opened (default %(default)s)")
+    core.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy file (default: shipped)")
+    core.set_defaults(func=_cmd_core)
+
+
+def _cmd_core(args: argparse.Namespace) -> int:
+    print(json.dumps(bench_core(Workload(cases=args.cases), args.policies)))
+    return 0
