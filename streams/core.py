@@ -93,9 +93,11 @@ class Folded:
 
     entity_type: str
     attributes: dict[str, str]
-    clocks: list[KpiClock] = field(default_factory=list)
-    last_key: tuple[int, str] | None = None
-    timeline: list[Output] = field(default_factory=list)
+    clocks: tuple[KpiClock, ...] = ()
+    last_at: int | None = None
+    """Instant of the last event folded (UTC epoch ms). An event at that same instant takes the slow path
+    (re-fold from the checkpoint, whose pending events give the order by id), so the id is not kept."""
+    timeline: tuple[Output, ...] = ()
     merged: bool = False
     policy: Policy | None = field(default=None, compare=False)
     """The policy the current attributes select (a cache; ``selected`` says whether it is computed)."""
@@ -104,8 +106,7 @@ class Folded:
     def copy(self) -> Folded:
         """An independent copy (clocks are mutable; attribute dicts and outputs are never mutated)."""
         return Folded(
-            self.entity_type, self.attributes, [c.clone() for c in self.clocks], self.last_key, list(self.timeline),
-            self.merged, self.policy, self.selected,
+            self.entity_type, self.attributes, tuple(c.clone() for c in self.clocks), self.last_at, self.timeline, self.merged, self.policy, self.selected,
         )  # fmt: skip
 
     def clock(self, name: str) -> KpiClock | None:
@@ -173,17 +174,12 @@ class SlaCore:
 
     def _folded(self, data: dict[str, Any]) -> Folded:
         clocks = []
-        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled, why in data[
-            "k"
-        ]:
+        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled in data["k"]:
             spec = self._spec(version, policy, name)
             clocks.append(KpiClock(spec, policy, version, instance, started, run_start, used, crossed,
-                                   tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled, why))  # fmt: skip
-        last_key = data["lk"]
-        return Folded(
-            data["t"], _intern(data["a"]), clocks, None if last_key is None else (last_key[0], last_key[1]),
-            [output_from_json(o) for o in data["tl"]], data["m"],
-        )  # fmt: skip
+                                   tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled))  # fmt: skip
+        return Folded(data["t"], _intern(data["a"]), tuple(clocks), data["lk"],
+                      tuple(output_from_json(o) for o in data["tl"]), data["m"])  # fmt: skip
 
     def _spec(self, version: str, policy_name: str, kpi_name: str) -> KpiSpec:
         for policies in (self.versions.get(version), self.policies):
@@ -217,13 +213,12 @@ class SlaCore:
             merged = {**state.live.attributes, **event.attributes}
             if self.policies.select(state.live.entity_type, merged) is None:
                 raise EventRejected("no_policy", f"no policy of {self.policies.source} covers {event.record_id}")
-        key = (event.occurred_at_ms, event.event_id)
         if state.pending is None:
             state.checkpoint = state.live.copy()
             state.pending = []
         bisect.insort(state.pending, event, key=lambda e: (e.occurred_at_ms, e.event_id))
         live = state.live
-        if (live.last_key is None or key > live.last_key) and event.occurred_at_ms > state.emitted_until_ms:
+        if (live.last_at is None or event.occurred_at_ms > live.last_at) and event.occurred_at_ms > state.emitted_until_ms:
             created, crossed = self._fold(state.record_id, live, event)
             # Thresholds crossed before the event were emitted while virtual; a retroactive start can create
             # outputs before the emission mark that were never emitted.
@@ -287,16 +282,16 @@ class SlaCore:
         if event.attributes:
             live.attributes = {**live.attributes, **_intern(event.attributes)}
             reselect = reselect or not self._selector_fields.isdisjoint(event.attributes)
-        live.last_key = (at, event.event_id)
+        live.last_at = at
         kind, entity, attributes = event.kind, live.entity_type, live.attributes
         if kind == "merged":
             for clock in live.clocks:
                 if clock.is_open:
                     out.append(self._output(OutputKind.KPI_CANCELLED, record_id, live, clock, at, reason="merged"))
-                    clock.end(at, cancelled=True, reason="merged")
+                    clock.end(at, cancelled=True)
             live.merged = True
         if live.merged:
-            live.timeline.extend(out)
+            live.timeline += tuple(out)
             return out, len(crossed)
         if reselect:
             live.policy, live.selected = self.policies.select(entity, attributes), True
@@ -310,12 +305,12 @@ class SlaCore:
                 if spec.cancel.holds(kind, entity, attributes):
                     out.append(self._output(OutputKind.KPI_CANCELLED, record_id, live, clock, at, reason=kind,
                                             actions=spec.on_cancel))  # fmt: skip
-                    clock.end(at, cancelled=True, reason=kind)
+                    clock.end(at, cancelled=True)
                 elif spec.stop.holds(kind, entity, attributes):
                     reason = "met_late" if clock.breached else "met"
                     out.append(self._output(OutputKind.KPI_SUCCEEDED, record_id, live, clock, at, reason=reason,
                                             actions=spec.on_success))  # fmt: skip
-                    clock.end(at, cancelled=False, reason=kind)
+                    clock.end(at, cancelled=False)
                 elif clock.is_paused and spec.resume.holds(kind, entity, attributes):
                     clock.resume(at)
                     out.append(self._output(OutputKind.KPI_RESUMED, record_id, live, clock, at,
@@ -335,7 +330,8 @@ class SlaCore:
                                            reason="reopened"))  # fmt: skip
         if live.policy is not None:
             out.extend(self._start_matching(record_id, live, live.policy, kind, at))
-        live.timeline.extend(out)
+        if out:
+            live.timeline += tuple(out)
         return out, len(crossed)
 
     def _start_matching(self, record_id: str, live: Folded, policy: Policy, kind: str, at: int) -> list[Output]:
@@ -359,7 +355,7 @@ class SlaCore:
             if given is not None and given < at:
                 start, reason = given, reason or "retroactive"
         clock = KpiClock(spec, policy, version, instance, start, start)
-        live.clocks = [c for c in live.clocks if c.spec.name != spec.name] + [clock]
+        live.clocks = (*(c for c in live.clocks if c.spec.name != spec.name), clock)
         out = [self._output(OutputKind.KPI_STARTED, record_id, live, clock, start, reason=reason,
                             actions=spec.on_start)]  # fmt: skip
         for instant, kind, level in clock.cross_until(at):
@@ -397,7 +393,7 @@ class SlaCore:
         return _merge_by_instant(outputs, virtual)
 
     def _emit(self, state: RecordState, now_ms: int) -> list[Output]:
-        until = now_ms - self.allowed_ms
+        until = now_ms - self.allowed_ms if self.allowed_ms else now_ms  # shares the tick's int object
         if until <= state.emitted_until_ms:
             return []
         live = state.live
@@ -412,7 +408,7 @@ class SlaCore:
         outputs = self._truth(state, state.live, state.emitted_until_ms + 1, until)
         state.emitted_until_ms = until
         if state.live.timeline:  # drop what is emitted: a re-fold regenerates it if it needs it
-            state.live.timeline = [o for o in state.live.timeline if o.at_ms > until]
+            state.live.timeline = tuple(o for o in state.live.timeline if o.at_ms > until)
         return [self._revised(state, o) for o in outputs] if state.revisions else outputs
 
     def _refolded(self, state: RecordState, events: list[RecordEvent]) -> Folded:
@@ -432,7 +428,8 @@ class SlaCore:
         old = self._refolded(state, [e for e in state.pending if e is not latest])
         state.live = new
         # Outputs before the checkpoint's last event, or older than watermark - max_lateness, cannot change.
-        start = max((state.checkpoint.last_key or (NEVER_MS, ""))[0], state.watermark_ms - self.max_ms)
+        checkpoint_at = NEVER_MS if state.checkpoint.last_at is None else state.checkpoint.last_at
+        start = max(checkpoint_at, state.watermark_ms - self.max_ms)
         emitted = state.emitted_until_ms
         before = {o.output_id: o for o in self._truth(state, old, start, emitted)} if emitted >= start else {}
         after = self._truth(state, new, start, emitted) if emitted >= start else []
@@ -536,10 +533,10 @@ def _folded_data(folded: Folded) -> dict[str, Any]:
         "a": folded.attributes,
         "k": [
             [c.version, c.policy, c.spec.name, c.instance, c.started_at_ms, c.run_start_ms, c.used_ms, c.crossed,
-             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled, c.end_reason]
+             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled]
             for c in folded.clocks
         ],
-        "lk": None if folded.last_key is None else list(folded.last_key),
+        "lk": folded.last_at,
         "tl": [o.to_json() for o in folded.timeline],
         "m": folded.merged,
     }  # fmt: skip

@@ -65,11 +65,9 @@ class KpiClock:
     pauses: tuple[tuple[int, int | None, str], ...] = ()
     ended_at_ms: int | None = None
     cancelled: bool = False
-    end_reason: str = ""
-    _next: tuple[int, tuple[int, Threshold, int] | None] | None = dataclass_field(
-        default=None, compare=False, repr=False
-    )
-    """Cache: (mark index, its next_threshold()) while the segment is unchanged; reset by every transition."""
+    _next_index: int = dataclass_field(default=-1, compare=False, repr=False)
+    """Cache of next_threshold(): the mark index it was computed for (-1: none), and its instant."""
+    _next_at: int | None = dataclass_field(default=None, compare=False, repr=False)
 
     def clone(self) -> KpiClock:
         """An independent copy (faster than ``dataclasses.replace``; the fields are immutable values)."""
@@ -153,25 +151,24 @@ class KpiClock:
         """The instant the target is reached if the clock keeps running (``None`` while paused or ended)."""
         if self.run_start_ms is None or self.ended_at_ms is not None:
             return None
-        cached = self._next
-        if cached is not None and cached[1] is not None and cached[1][1] is Threshold.BREACH:
-            return cached[1][0]
+        index = self._next_index
+        if index >= 0 and self._next_at is not None and marks_of(self.spec)[index][1] is Threshold.BREACH:
+            return self._next_at
         return self.instant_of(self.spec.target_ms)
 
     def next_threshold(self) -> tuple[int, Threshold, int] | None:
         """``(instant, kind, level)`` of the next threshold to cross, or ``None``."""
         crossed = self.crossed
-        cached = self._next
-        if cached is not None and cached[0] == crossed:
-            return cached[1]
         marks = marks_of(self.spec)
-        result = None
-        if crossed < len(marks):
-            mark, kind, level = marks[crossed]
+        if crossed >= len(marks):
+            return None
+        mark, kind, level = marks[crossed]
+        if self._next_index == crossed:
+            instant = self._next_at
+        else:
             instant = self.instant_of(mark)
-            result = None if instant is None else (instant, kind, level)
-        self._next = (crossed, result)
-        return result
+            self._next_index, self._next_at = crossed, instant
+        return None if instant is None else (instant, kind, level)
 
     def upcoming(self, until_ms: int) -> list[tuple[int, Threshold, int]]:
         """The thresholds not yet crossed whose instant is at or before ``until_ms``, in order (nothing changes)."""
@@ -215,7 +212,7 @@ class KpiClock:
         self.used_ms = self.business_elapsed(at_ms)
         self.run_start_ms = None
         self.pauses = (*self.pauses, (at_ms, None, reason))
-        self._next = None
+        self._next_index = -1
         return True
 
     def resume(self, at_ms: int) -> bool:
@@ -225,10 +222,10 @@ class KpiClock:
         start, _, reason = self.pauses[-1]
         self.pauses = (*self.pauses[:-1], (start, at_ms, reason))
         self.run_start_ms = at_ms
-        self._next = None
+        self._next_index = -1
         return True
 
-    def end(self, at_ms: int, *, cancelled: bool, reason: str = "") -> bool:
+    def end(self, at_ms: int, *, cancelled: bool) -> bool:
         """Meet (``cancelled=False``) or cancel the KPI at ``at_ms``. False if already ended."""
         if self.ended_at_ms is not None:
             return False
@@ -239,8 +236,7 @@ class KpiClock:
         self.run_start_ms = None
         self.ended_at_ms = at_ms
         self.cancelled = cancelled
-        self.end_reason = reason
-        self._next = None
+        self._next_index = -1
         return True
 
     def reopen(self, at_ms: int) -> bool:
@@ -248,9 +244,8 @@ class KpiClock:
         if self.ended_at_ms is None or self.cancelled:
             return False
         self.ended_at_ms = None
-        self.end_reason = ""
         self.run_start_ms = at_ms
-        self._next = None
+        self._next_index = -1
         return True
 
     def retarget(self, at_ms: int, spec: KpiSpec) -> bool:
@@ -276,7 +271,7 @@ class KpiClock:
             else:
                 break
         self.crossed = crossed
-        self._next = None
+        self._next_index = -1
         return True
 
 
