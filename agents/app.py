@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,40 @@ from agents.sla import SlaProcessor, consume
 from agents.topics import TopicNames
 from schemas.codec import INPUT_MESSAGE
 from streams.core import SlaCore
-from streams.policy import load_policies
+from streams.errors import ConfigError
+from streams.policy import PolicySet, load_policies
 
 log = logging.getLogger(__name__)
 
 
+def load_policy_versions(settings: Settings) -> tuple[PolicySet, list[PolicySet]]:
+    """The current policy file and every earlier version this worker's data directory has seen.
+
+    Each version is archived as ``DATA_DIR/policies/<version>.yaml`` the first time a worker loads it, so that
+    KPIs pinned to an older version keep their definition across restarts. A file whose version was already
+    archived with other content is refused: an edited file needs a new version.
+    """
+    current = load_policies(settings.policies)
+    archive = Path(settings.data_dir) / "policies"
+    archive.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", current.version)
+    target = archive / f"{name}.yaml"
+    text = Path(settings.policies).read_text(encoding="utf-8")
+    if not target.exists():
+        target.write_text(text, encoding="utf-8")
+    elif target.read_text(encoding="utf-8") != text:
+        raise ConfigError(
+            f"{settings.policies}: version {current.version!r} was already used with other content ({target}); "
+            "running KPIs stay pinned to what that version said, so give the edited file a new version"
+        )
+    previous = [load_policies(path) for path in sorted(archive.glob("*.yaml")) if path != target]
+    return current, previous
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for ``settings``; run it with ``faust.Worker(app).execute_from_commandline()``."""
-    core = SlaCore(load_policies(settings.policies))
+    current, previous = load_policy_versions(settings)
+    core = SlaCore(current, previous=previous)
     names = TopicNames(settings.topic_prefix)
     app = faust.App(
         settings.app_id,

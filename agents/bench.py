@@ -137,6 +137,7 @@ def bench_core(spec: Workload, policies: Path = DEFAULT_POLICIES) -> dict[str, A
     held = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
     del kept
+    two_running = _bytes_per_case_with_two_running_kpis(core, spec)
     return {
         "benchmark": "core",
         "events": events,
@@ -149,12 +150,40 @@ def bench_core(spec: Workload, policies: Path = DEFAULT_POLICIES) -> dict[str, A
         "open_kpis_per_open_case": round(open_kpis / max(open_cases, 1), 2),
         "bytes_per_open_case": round(held / max(open_cases, 1)),
         "bytes_per_open_case_goal": GOAL_BYTES_PER_OPEN_CASE,
+        "bytes_per_open_case_two_running_kpis": two_running,
         "goals_met": applied / cpu_s >= GOAL_EVENTS_PER_SECOND
-        and held / max(open_cases, 1) <= GOAL_BYTES_PER_OPEN_CASE,
+        and max(held / max(open_cases, 1), two_running) <= GOAL_BYTES_PER_OPEN_CASE,
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "policies": str(policies),
     }
+
+
+def _bytes_per_case_with_two_running_kpis(core: SlaCore, spec: Workload) -> int:
+    """Memory per open case when every case has exactly two KPIs running (first response and resolution).
+
+    The cases are opened and answered by nobody; the watermark then moves past the lateness window, so what is
+    measured is the steady state of an open case (no history kept), as most open cases are at any time.
+    """
+    rng = random.Random(spec.seed)
+    items: list[RecordEvent | int] = []
+    for n in range(spec.cases):
+        attributes = {"tier": "Standard", "owner": f"agent-{rng.randrange(2000)}", "queue": f"q{rng.randrange(40)}",
+                      "priority": "normal", "channel": "email"}  # fmt: skip
+        items.append(RecordEvent(f"CASE-{n:07d}-1", f"CASE-{n:07d}", "case", "created", START_MS + n, attributes))
+    later = START_MS + 2 * 3_600_000
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    states, _, _ = run_core(items, core)
+    for state in states.values():  # every record visited once the lateness window has passed
+        core.advance(state, later)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    running = [sum(1 for c in s.live.clocks if c.is_open and not c.is_paused) for s in states.values()]
+    assert all(r == 2 for r in running), "every case must have two running KPIs"
+    return round(held / len(states))
 
 
 def add_command(commands: Any) -> None:

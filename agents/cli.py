@@ -57,6 +57,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one SLA worker until SIGINT/SIGTERM."""
     import faust  # noqa: PLC0415 - heavy import, only this command needs it
+    from aiokafka.errors import KafkaError  # noqa: PLC0415
 
     from agents.app import create_app  # noqa: PLC0415
     from agents.topics import ensure_topics  # noqa: PLC0415
@@ -69,7 +70,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings))
+    try:
+        loop.run_until_complete(ensure_topics(settings))
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerError(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({type(exc).__name__}: {exc}). Is the broker running "
+            "and KAFKA_BOOTSTRAP (or --bootstrap) right? `slaflow kafka` starts a local one."
+        ) from exc
     app = create_app(settings)
     tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)

@@ -105,9 +105,9 @@ class Folded:
 
     def copy(self) -> Folded:
         """An independent copy (clocks are mutable; attribute dicts and outputs are never mutated)."""
-        return Folded(
-            self.entity_type, self.attributes, tuple(c.clone() for c in self.clocks), self.last_at, self.timeline, self.merged, self.policy, self.selected,
-        )  # fmt: skip
+        clocks = tuple(c.clone() for c in self.clocks)
+        return Folded(self.entity_type, self.attributes, clocks, self.last_at, self.timeline, self.merged,
+                      self.policy, self.selected)  # fmt: skip
 
     def clock(self, name: str) -> KpiClock | None:
         """The current instance of the KPI called ``name``."""
@@ -218,7 +218,9 @@ class SlaCore:
             state.pending = []
         bisect.insort(state.pending, event, key=lambda e: (e.occurred_at_ms, e.event_id))
         live = state.live
-        if (live.last_at is None or event.occurred_at_ms > live.last_at) and event.occurred_at_ms > state.emitted_until_ms:
+        if (
+            live.last_at is None or event.occurred_at_ms > live.last_at
+        ) and event.occurred_at_ms > state.emitted_until_ms:
             created, crossed = self._fold(state.record_id, live, event)
             # Thresholds crossed before the event were emitted while virtual; a retroactive start can create
             # outputs before the emission mark that were never emitted.

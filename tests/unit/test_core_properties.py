@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from streams.calendar import BusinessCalendar
@@ -168,13 +169,39 @@ def make_core(allowed: str, maximum: str) -> SlaCore:
     return SlaCore(parse_policies(yaml.safe_load(text), f"props-{allowed}-{maximum}"))
 
 
+MAX_LATENESS = 30 * D
 CORES = {0: make_core("0s", "30d"), 10 * M: make_core("10m", "30d")}
-"""By allowed lateness; max_lateness 30 d: no event of a few days is ever rejected."""
+"""By allowed lateness; max_lateness 30 d, so no event of these few days is ever rejected."""
 
-SETTINGS = settings(max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 Step = RecordEvent | Tick
 Mode = Literal["all", "due"]
+Arrival = Literal["in_order", "in_time", "anyhow"]
+"""``in_order``: canonical order, every event in time (watermark < occurred_at + allowed_lateness) wherever the
+ticks fall; ``in_time``: any order that keeps every event in time; ``anyhow``: any order (within max_lateness)."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """A scenario: the allowed lateness (which core), the steps in arrival order, how ticks advance the records."""
+
+    allowed_ms: int
+    steps: tuple[Step, ...]
+    mode: Mode = "all"
+
+    @property
+    def core(self) -> SlaCore:
+        return CORES[self.allowed_ms]
+
+    @property
+    def events(self) -> list[RecordEvent]:
+        """Every event once."""
+        unique: dict[str, RecordEvent] = {}
+        for step in self.steps:
+            if isinstance(step, RecordEvent):
+                unique.setdefault(step.event_id, step)
+        return list(unique.values())
 
 
 # --- generated streams -------------------------------------------------------------------------------------------
@@ -191,39 +218,39 @@ def instants(draw: st.DrawFn, low: int = T0, high: int = T0 + SPAN) -> int:
 
 
 @st.composite
-def created_attributes(draw: st.DrawFn, at_ms: int) -> dict[str, str]:
+def created_attributes(draw: st.DrawFn, at_ms: int, retroactive: bool) -> dict[str, str]:
     attributes = {
         "tier": draw(st.sampled_from(["VIP", "Premium", "Standard"])),
         "priority": draw(st.sampled_from(["normal", "high"])),
         "type": draw(st.sampled_from(["support", "field_service"])),
     }
-    if draw(st.booleans()):  # a retroactive start, up to 3 h before the event
+    if retroactive and draw(st.booleans()):  # reported up to 3 h before the event
         reported = at_ms - draw(st.one_of(st.integers(0, 3 * H), st.integers(0, 12).map(lambda n: n * GRID)))
         if draw(st.booleans()):
             attributes["reported_at"] = str(reported)
         else:
-            reported -= reported % S  # whole seconds: ISO 8601 has no float rounding to worry about
+            reported -= reported % S  # whole seconds: no float rounding in the ISO 8601 round trip
             attributes["reported_at"] = datetime.fromtimestamp(reported / 1000, UTC).isoformat()
     return attributes
 
 
 OTHER_EVENTS = st.one_of(
-    st.tuples(st.just("status_changed"), st.sampled_from(["waiting", "at_external_service", "in_progress"])).map(
-        lambda kv: (kv[0], {"status": kv[1]})
+    st.sampled_from(["waiting", "at_external_service", "in_progress"]).map(
+        lambda status: ("status_changed", {"status": status})
     ),
     st.just(("first_response", {})),
     st.sampled_from([("email_sent", {"direction": "outbound"}), ("email_sent", {"direction": "inbound"})]),
     st.just(("resolved", {})),
     st.just(("cancelled", {})),
     st.just(("reopened", {})),
-    st.sampled_from(["high", "normal"]).map(lambda p: ("priority_changed", {"priority": p})),
+    st.sampled_from(["high", "normal"]).map(lambda priority: ("priority_changed", {"priority": priority})),
     st.just(("merged", {"merged_into": "C-0"})),
 )
 
 
 @st.composite
-def streams_of_events(draw: st.DrawFn) -> list[RecordEvent]:
-    """Events of 1-3 case records, each with one ``created`` (usually its first event) and up to 7 others."""
+def streams_of_events(draw: st.DrawFn, retroactive: bool = True) -> list[RecordEvent]:
+    """Events of 1-3 case records: one ``created`` each (usually the first) and up to 7 others; unique ids."""
     events: list[RecordEvent] = []
     for r in range(1, draw(st.integers(1, 3)) + 1):
         record = f"C-{r}"
@@ -231,7 +258,7 @@ def streams_of_events(draw: st.DrawFn) -> list[RecordEvent]:
         created = 0 if draw(st.integers(0, 3)) else draw(st.integers(0, len(times) - 1))
         for n, at_ms in enumerate(times):
             if n == created:
-                kind, attributes = "created", draw(created_attributes(at_ms))
+                kind, attributes = "created", draw(created_attributes(at_ms, retroactive))
             else:
                 kind, attributes = draw(OTHER_EVENTS)
             events.append(RecordEvent(f"{record}.e{n}", record, "case", kind, at_ms, attributes))
@@ -243,8 +270,8 @@ def canonical(events: Iterable[RecordEvent]) -> list[RecordEvent]:
 
 
 @st.composite
-def ticks(draw: st.DrawFn, events: Sequence[RecordEvent]) -> list[int]:
-    """0-10 tick instants (sorted): anywhere, on the grid, or exactly at (or next to) an event's instant."""
+def tick_instants(draw: st.DrawFn, events: Sequence[RecordEvent]) -> list[int]:
+    """0-10 tick instants, sorted: anywhere, on the grid, or at (or next to) an event's instant (+ 10 min)."""
     near_events = st.sampled_from([e.occurred_at_ms for e in events]).flatmap(
         lambda t: st.sampled_from([t - 1, t, t + 1, t + 10 * M - 1, t + 10 * M, t + 10 * M + 1])
     )
@@ -253,31 +280,40 @@ def ticks(draw: st.DrawFn, events: Sequence[RecordEvent]) -> list[int]:
 
 
 @st.composite
-def schedules(
-    draw: st.DrawFn, events: Sequence[RecordEvent], lateness_ms: int, *, in_order: bool
-) -> list[Step]:
+def schedules(draw: st.DrawFn, events: Sequence[RecordEvent], lateness_ms: int, *, in_order: bool) -> list[Step]:
     """Events and ticks in arrival order, every event arriving while the watermark < occurred_at + lateness_ms.
 
-    ``in_order``: events arrive in canonical order; otherwise in any order that keeps each one in time. The final
-    tick (``FINAL``) comes last.
+    ``in_order``: the events arrive in canonical order. The final tick (``FINAL``) comes last.
     """
-    instants_ = draw(ticks(events))
-    slots: list[list[RecordEvent]] = [[] for _ in range(len(instants_) + 1)]
+    ticks = draw(tick_instants(events))
+    slots: list[list[RecordEvent]] = [[] for _ in range(len(ticks) + 1)]
     previous = 0
     for event in canonical(events):
-        # slot k: after the first k ticks, so the watermark is instants_[k - 1]
-        last = sum(1 for t in instants_ if t < event.occurred_at_ms + lateness_ms)
+        # slot k: after the first k ticks, when the watermark is ticks[k - 1]
+        last = sum(1 for t in ticks if t < event.occurred_at_ms + lateness_ms)
         slot = draw(st.integers(previous if in_order else 0, last))
-        if in_order:
-            previous = slot
+        previous = slot if in_order else 0
         slots[slot].append(event)
     steps: list[Step] = []
     for k, slot_events in enumerate(slots):
         steps += slot_events if in_order else draw(st.permutations(slot_events))
-        if k < len(instants_):
-            steps.append(Tick(instants_[k]))
+        if k < len(ticks):
+            steps.append(Tick(ticks[k]))
     steps.append(Tick(FINAL))
     return steps
+
+
+@st.composite
+def cases(draw: st.DrawFn, arrival: Arrival, *, retroactive: bool = True, unique_ids: bool = False) -> Case:
+    """A random scenario. ``unique_ids``: only streams whose canonical outputs have distinct ids (see BUGS)."""
+    allowed = draw(st.sampled_from(sorted(CORES)))
+    events = draw(streams_of_events(retroactive))
+    if unique_ids:
+        ids = [o.output_id for o, _ in canonical_run(CORES[allowed], events).emissions]
+        assume(len(ids) == len(set(ids)))
+    lateness = MAX_LATENESS if arrival == "anyhow" else allowed
+    steps = draw(schedules(events, lateness, in_order=arrival == "in_order"))
+    return Case(allowed, tuple(steps), draw(st.sampled_from(["all", "due"])))
 
 
 # --- the driver --------------------------------------------------------------------------------------------------
@@ -292,6 +328,7 @@ class Result:
     states: dict[str, RecordState] = field(default_factory=dict)
 
     def json(self) -> dict[str, list[dict[str, Any]]]:
+        """Per record, the outputs as the replay CLI writes them."""
         return {record: [o.to_json() for o in outputs] for record, outputs in self.outputs.items() if outputs}
 
     def emit(self, outputs: list[Output], watermark: int) -> None:
@@ -301,6 +338,7 @@ class Result:
 
 
 def round_trip(core: SlaCore, state: RecordState) -> RecordState:
+    """The state through a snapshot, ``json.dumps`` and ``json.loads``, and a restore."""
     data = json.loads(json.dumps(snapshot(state)))
     restored = core.restore(data)
     assert snapshot(restored) == data
@@ -308,7 +346,12 @@ def round_trip(core: SlaCore, state: RecordState) -> RecordState:
 
 
 def drive(core: SlaCore, steps: Sequence[Step], mode: Mode = "all", restore_after: Iterable[int] = ()) -> Result:
-    """Apply ``steps`` in order; ``restore_after``: step indexes after which every state goes through a snapshot."""
+    """Apply ``steps`` in order.
+
+    An event is applied with the latest tick so far as the watermark. At a tick, every record is advanced
+    (``all``) or only those whose ``next_due_ms`` has come (``due``). After the steps whose indexes are in
+    ``restore_after``, every state goes through a snapshot.
+    """
     result = Result()
     states = result.states
     restore = set(restore_after)
@@ -317,7 +360,7 @@ def drive(core: SlaCore, steps: Sequence[Step], mode: Mode = "all", restore_afte
         if isinstance(step, Tick):
             assert step.at_ms >= watermark, "ticks are monotonic"
             watermark = step.at_ms
-            for record_id, state in sorted(states.items()):
+            for state in [states[record_id] for record_id in sorted(states)]:
                 if mode == "due":
                     due = core.next_due_ms(state)
                     if due is None or due > watermark:
@@ -333,78 +376,130 @@ def drive(core: SlaCore, steps: Sequence[Step], mode: Mode = "all", restore_afte
 
 
 def canonical_run(core: SlaCore, events: Sequence[RecordEvent]) -> Result:
+    """Every event in canonical order, then the final tick alone: the truth."""
     return drive(core, [*canonical(events), Tick(FINAL)])
 
 
-def net(result: Result, *, alerts_only: bool = True) -> dict[str, tuple[Any, ...]]:
-    """What a consumer ends up with: per output id the highest revision, revoked ones dropped."""
+def run(case: Case, steps: Sequence[Step] | None = None, **kwargs: Any) -> Result:
+    return drive(case.core, case.steps if steps is None else steps, case.mode, **kwargs)
+
+
+def net_alerts(result: Result) -> dict[str, tuple[Any, ...]]:
+    """What a consumer ends up with: per output id the highest revision, revoked ones dropped; alerts only."""
     latest: dict[str, Output] = {}
     for output, _ in result.emissions:
         if output.output_id not in latest or output.revision >= latest[output.output_id].revision:
             latest[output.output_id] = output
-    return {
-        output_id: output.signature()
-        for output_id, output in latest.items()
-        if not output.revoked and (output.is_alert or not alerts_only)
-    }
+    return {i: o.signature() for i, o in latest.items() if o.is_alert and not o.revoked}
 
 
 def outcomes(result: Result) -> dict[str, list[tuple[Any, ...]]]:
     """Per record, the final state of every KPI clock."""
     return {
         record_id: [
-            (c.name, c.instance, c.policy, c.state_at(FINAL).value, c.used_ms, c.pauses, c.started_at_ms,
-             c.ended_at_ms, c.cancelled)
+            (c.name, c.instance, c.policy, c.state_at(FINAL), c.used_ms, c.pauses, c.started_at_ms, c.ended_at_ms,
+             c.cancelled)
             for c in state.clocks()
         ]
         for record_id, state in sorted(result.states.items())
     }  # fmt: skip
 
 
-cores = st.sampled_from(sorted(CORES)).map(lambda allowed: (allowed, CORES[allowed]))
-modes: st.SearchStrategy[Mode] = st.sampled_from(["all", "due"])
+# --- pinned failures of the core (see the xfail reasons) ---------------------------------------------------------
+
+T = T0  # Thursday 2026-05-07 06:00 Berlin
+
+
+def _event(event_id: str, kind: str, at_ms: int, **attributes: str) -> RecordEvent:
+    return RecordEvent(event_id, event_id.partition(".")[0], "case", kind, at_ms, attributes)
+
+
+# Two priority changes retarget each KPI twice: two KPI_RETARGETED outputs with one output id. A refold after an
+# in-time straggler (C-1.e3) compares the outputs by id and emits both again, as "corrections" (revisions 1, 2).
+RETARGETED_TWICE = Case(0, (
+    _event("C-1.e0", "created", T, tier="VIP", priority="normal"),
+    _event("C-1.e1", "priority_changed", T + 10 * M, priority="high"),
+    _event("C-1.e2", "priority_changed", T + 20 * M, priority="normal"),
+    _event("C-1.e4", "email_sent", T + 50 * M, direction="inbound"),
+    Tick(T + 30 * M),
+    _event("C-1.e3", "email_sent", T + 40 * M, direction="inbound"),
+    Tick(FINAL),
+))  # fmt: skip
+
+# A retroactive start (reported_at 1 h before) whose ``created`` arrives in time but after a later-keyed event:
+# the refold emits the KPI_STARTED of 05:00 with revision 1, though revision 0 was never emitted (canonical: 0).
+RETROACTIVE_REFOLDED = Case(0, (
+    _event("C-1.e1", "first_response", T),
+    Tick(T - 30 * M),
+    _event("C-1.e0", "created", T, tier="VIP", priority="normal", reported_at=str(T - H)),
+    Tick(FINAL),
+))  # fmt: skip
+
+# Premium first_response (2 h on 24/5) breaches at 08:00; priority high 1 ms later retargets it to high_priority
+# (1 h, warning 30 m): the retarget resets the crossed thresholds (the old spec had no warning), so the BREACH
+# fires again, same output id, revision 0.
+BREACH_TWICE = Case(0, (
+    _event("C-1.e0", "created", T, tier="Premium", priority="normal", type="support"),
+    _event("C-1.e1", "priority_changed", T + 2 * H + 1, priority="high"),
+    Tick(FINAL),
+))  # fmt: skip
+
+# A late ``created`` (watermark already at its instant): driven with ``all``, the record was advanced at the tick
+# (nothing to emit), so the refold emits its new outputs as corrections, revision 1; with ``due`` it was not, and
+# they come out with revision 0.
+LATE_AFTER_IDLE_ADVANCE = Case(0, (
+    _event("C-1.e1", "first_response", T),
+    Tick(T),
+    _event("C-1.e0", "created", T, tier="VIP", priority="normal"),
+    Tick(FINAL),
+))  # fmt: skip
+
+DUPLICATE_IDS = (
+    "core bug: output ids are not unique within a KPI instance (a second KPI_RETARGETED / KPI_SUCCEEDED / "
+    "KPI_REOPENED, or a threshold crossed again after a retarget resets `crossed`); refolds compare outputs by id"
+)
+NEVER_EMITTED_REVISED = (
+    "core bug: a refold emits outputs that were never emitted (newly true) with revision 1 instead of 0"
+)
 
 
 # --- 1, 2, 3: events that arrive in time give exactly the truth ---------------------------------------------------
 
 
 @SETTINGS
-@given(st.data(), cores, streams_of_events(), modes)
-def test_ticks_anywhere_give_the_canonical_outputs(
-    data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent], mode: Mode
-) -> None:
-    allowed, core = core_
-    steps = data.draw(schedules(events, allowed, in_order=True))
-    assert drive(core, steps, mode).json() == canonical_run(core, events).json()
+@given(cases("in_order"))
+def test_ticks_anywhere_give_the_canonical_outputs(case: Case) -> None:
+    assert run(case).json() == canonical_run(case.core, case.events).json()
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=f"{DUPLICATE_IDS}; {NEVER_EMITTED_REVISED}")
+@SETTINGS
+@given(cases("in_time"))
+@example(RETARGETED_TWICE)
+@example(RETROACTIVE_REFOLDED)
+def test_reordering_within_allowed_lateness_gives_the_canonical_outputs(case: Case) -> None:
+    assert run(case).json() == canonical_run(case.core, case.events).json()
 
 
 @SETTINGS
-@given(st.data(), cores, streams_of_events(), modes)
-def test_reordering_within_allowed_lateness_gives_the_canonical_outputs(
-    data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent], mode: Mode
-) -> None:
-    allowed, core = core_
-    steps = data.draw(schedules(events, allowed, in_order=False))
-    assert drive(core, steps, mode).json() == canonical_run(core, events).json()
+@given(cases("in_time", retroactive=False, unique_ids=True))
+def test_reordering_within_allowed_lateness_gives_the_canonical_outputs_known_bugs_aside(case: Case) -> None:
+    assert run(case).json() == canonical_run(case.core, case.events).json()
 
 
 @st.composite
-def with_duplicates(draw: st.DrawFn, steps: list[Step], lateness_ms: int) -> list[Step]:
-    """``steps`` with copies of some events inserted after the original, while watermark < occurred + lateness."""
+def with_duplicates(draw: st.DrawFn, steps: Sequence[Step], lateness_ms: int) -> list[Step]:
+    """``steps`` with copies of some events inserted after the original while watermark < occurred + lateness."""
     steps = list(steps)
     for _ in range(draw(st.integers(1, 6))):
-        positions = [n for n, s in enumerate(steps) if isinstance(s, RecordEvent)]
-        original = draw(st.sampled_from(positions))
+        original = draw(st.sampled_from([n for n, s in enumerate(steps) if isinstance(s, RecordEvent)]))
         event = steps[original]
         assert isinstance(event, RecordEvent)
-        watermark = max([NEVER_MS, *(s.at_ms for s in steps[: original + 1] if isinstance(s, Tick))])
         last = original + 1
         while last < len(steps):
             step = steps[last]
-            if isinstance(step, Tick):
-                if step.at_ms >= event.occurred_at_ms + lateness_ms:
-                    break
-                watermark = step.at_ms
+            if isinstance(step, Tick) and step.at_ms >= event.occurred_at_ms + lateness_ms:
+                break
             last += 1
         copy = RecordEvent(
             event.event_id, event.record_id, event.entity_type, event.kind, event.occurred_at_ms,
@@ -415,29 +510,27 @@ def with_duplicates(draw: st.DrawFn, steps: list[Step], lateness_ms: int) -> lis
 
 
 @SETTINGS
-@given(st.data(), cores, streams_of_events())
-def test_duplicates_change_no_output(data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent]) -> None:
-    allowed, core = core_
-    in_time = data.draw(schedules(events, allowed, in_order=data.draw(st.booleans())))
-    assert drive(core, data.draw(with_duplicates(in_time, allowed))).json() == canonical_run(core, events).json()
-    # Copies that arrive late (but within max_lateness) change nothing either, whatever the order of arrival.
-    anyhow = data.draw(schedules(events, 30 * D, in_order=False))
-    assert drive(core, data.draw(with_duplicates(anyhow, 30 * D))).json() == drive(core, anyhow).json()
+@given(st.data(), st.sampled_from(["in_order", "in_time", "anyhow"]))
+def test_duplicates_change_no_output(data: st.DataObject, arrival: Arrival) -> None:
+    case = data.draw(cases(arrival))
+    lateness = MAX_LATENESS if arrival == "anyhow" else case.allowed_ms
+    duplicated = data.draw(with_duplicates(case.steps, lateness))
+    assert len(duplicated) > len(case.steps)
+    plain = run(case).json()
+    assert run(case, duplicated).json() == plain
+    if arrival == "in_order":
+        assert plain == canonical_run(case.core, case.events).json()
 
 
 # --- 4: final outcomes do not depend on the order of arrival within max_lateness -----------------------------------
 
 
 @SETTINGS
-@given(st.data(), cores, streams_of_events(), modes)
-def test_final_outcomes_do_not_depend_on_the_order_of_arrival(
-    data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent], mode: Mode
-) -> None:
-    _, core = core_
-    steps = data.draw(schedules(events, 30 * D, in_order=False))  # max_lateness: nothing is rejected
-    run, reference = drive(core, steps, mode), canonical_run(core, events)
-    assert outcomes(run) == outcomes(reference)
-    assert net(run) == net(reference)
+@given(cases("anyhow"))
+def test_final_outcomes_do_not_depend_on_the_order_of_arrival(case: Case) -> None:
+    result, truth = run(case), canonical_run(case.core, case.events)
+    assert outcomes(result) == outcomes(truth)
+    assert net_alerts(result) == net_alerts(truth)
 
 
 # --- 5: business time, wall time and paused time ---------------------------------------------------------------
@@ -483,32 +576,26 @@ class History:
             history.pauses.append((paused, None))
         return history
 
-    def calendar_pieces(self, start: int, end: int) -> list[tuple[int, int, BusinessCalendar]]:
-        pieces = []
-        for n, (since, calendar) in enumerate(self.calendars):
-            until = self.calendars[n + 1][0] if n + 1 < len(self.calendars) else end
-            lo, hi = max(start, since), min(end, until)
-            if hi > lo:
-                pieces.append((lo, hi, calendar))
-        return pieces
-
     def business(self, at_ms: int) -> int:
+        """Business ms counted until ``at_ms``: the running segments, each piece on the calendar then in force."""
         total = 0
         for start, end in self.runs:
             stop = at_ms if end is None else min(end, at_ms)
-            total += sum(calendar.elapsed(lo, hi) for lo, hi, calendar in self.calendar_pieces(start, stop))
+            for n, (since, calendar) in enumerate(self.calendars):
+                until = self.calendars[n + 1][0] if n + 1 < len(self.calendars) else stop
+                total += calendar.elapsed(max(start, since), min(stop, until))
         return total
 
     def paused(self, started_ms: int, at_ms: int) -> int:
+        """The overlap of the pause ledger with [started_ms, at_ms]."""
         return sum(
             max(0, (at_ms if end is None else min(end, at_ms)) - max(start, started_ms)) for start, end in self.pauses
         )
 
     def always_open_until(self, at_ms: int) -> bool:
         """Counted on 24/7 all along and never reopened (the time between an end and a reopen is not a pause)."""
-        return all(c.name == "always" for t, c in self.calendars if t <= at_ms) and not any(
-            t <= at_ms for t in self.reopened
-        )
+        calendars = [calendar for since, calendar in self.calendars if since <= at_ms]
+        return all(c.name == "always" for c in calendars) and not any(t <= at_ms for t in self.reopened)
 
 
 def spec_of(core: SlaCore, output: Output) -> KpiSpec:
@@ -518,78 +605,107 @@ def spec_of(core: SlaCore, output: Output) -> KpiSpec:
     return spec
 
 
-def check_durations(core: SlaCore, result: Result) -> None:
+def check_figures(output: Output) -> None:
+    """What holds for any output, on any calendar: business time never exceeds the wall time not paused."""
+    assert output.wall_elapsed_ms == output.at_ms - output.started_at_ms, output
+    assert 0 <= output.paused_ms <= output.wall_elapsed_ms, output
+    assert 0 <= output.business_elapsed_ms <= output.wall_elapsed_ms - output.paused_ms, output
+
+
+def check_durations(core: SlaCore, truth: Result) -> None:
+    """Every output of a canonical run against its KPI instance's history (rebuilt from the outputs)."""
     by_instance: dict[tuple[str, str, int], list[Output]] = defaultdict(list)
-    for output, _ in result.emissions:
+    for output, _ in truth.emissions:
         by_instance[output.record_id, output.kpi, output.kpi_instance].append(output)
     for (record_id, kpi, instance), outputs in by_instance.items():
         history = History.of(core, outputs)
         for o in outputs:
-            what = f"{o.output_id} at {o.at_ms}"
-            assert o.wall_elapsed_ms == o.at_ms - o.started_at_ms, what
-            assert o.paused_ms == history.paused(o.started_at_ms, o.at_ms), what
-            assert o.business_elapsed_ms <= o.wall_elapsed_ms, what
-            assert o.business_elapsed_ms <= o.wall_elapsed_ms - o.paused_ms, what
+            check_figures(o)
+            assert o.paused_ms == history.paused(o.started_at_ms, o.at_ms), o
             if history.always_open_until(o.at_ms):
-                assert o.business_elapsed_ms == o.wall_elapsed_ms - o.paused_ms, what
-            assert o.business_elapsed_ms == history.business(o.at_ms), what
-        clock = result.states[record_id].live.clock(kpi)
+                assert o.business_elapsed_ms == o.wall_elapsed_ms - o.paused_ms, o
+            assert o.business_elapsed_ms == history.business(o.at_ms), o
+        clock = truth.states[record_id].live.clock(kpi)
         if clock is not None and clock.instance == instance:
             assert [(start, end) for start, end, _ in clock.pauses] == history.pauses
 
 
 @SETTINGS
-@given(st.data(), cores, streams_of_events())
-def test_paused_time_is_never_counted(data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent]) -> None:
-    allowed, core = core_
-    check_durations(core, canonical_run(core, events))
-    check_durations(core, drive(core, data.draw(schedules(events, allowed, in_order=False))))
+@given(cases("anyhow"))
+def test_paused_time_is_never_counted(case: Case) -> None:
+    check_durations(case.core, canonical_run(case.core, case.events))
+    for output, _ in run(case).emissions:  # corrections and revocations too
+        check_figures(output)
 
 
 # --- 6: snapshots ------------------------------------------------------------------------------------------------
 
 
 @SETTINGS
-@given(st.data(), cores, streams_of_events(), modes)
-def test_snapshot_and_restore_between_steps_change_no_output(
-    data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent], mode: Mode
-) -> None:
-    _, core = core_
-    steps = data.draw(schedules(events, 30 * D, in_order=False))  # late events too: checkpoints and revisions
-    restore_after = data.draw(st.sets(st.integers(0, len(steps) - 1)))
-    plain, restored = drive(core, steps, mode), drive(core, steps, mode, restore_after)
+@given(st.data(), cases("anyhow"))  # late events too: checkpoints, pending events and revisions are stored
+def test_snapshot_and_restore_between_steps_change_no_output(data: st.DataObject, case: Case) -> None:
+    restore_after = data.draw(st.sets(st.integers(0, len(case.steps) - 1)))
+    plain, restored = run(case), run(case, restore_after=restore_after)
     assert restored.json() == plain.json()
     assert {r: snapshot(s) for r, s in restored.states.items()} == {r: snapshot(s) for r, s in plain.states.items()}
+
+
+@pytest.mark.xfail(
+    strict=True, raises=ValueError,
+    reason="core bug: output_from_json reads the sequence from the last '/'-part of output_id whenever it has 4 "
+    "slashes, so the timeline of a record whose id contains '/' cannot be restored",
+)  # fmt: skip
+def test_a_record_id_with_a_slash_survives_a_snapshot() -> None:
+    core = CORES[0]
+    state, _ = core.apply(None, RecordEvent("e0", "case/42", "case", "created", T, {"tier": "VIP"}), NEVER_MS)
+    round_trip(core, state)
 
 
 # --- 7: emission -------------------------------------------------------------------------------------------------
 
 
-@SETTINGS
-@given(st.data(), cores, streams_of_events(), modes)
-def test_outputs_are_emitted_once_and_never_early(
-    data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent], mode: Mode
-) -> None:
-    allowed, core = core_
-    steps = data.draw(schedules(events, 30 * D, in_order=False))
+def check_emissions(case: Case) -> None:
     seen: set[tuple[str, int]] = set()
-    for output, watermark in drive(core, steps, mode).emissions:
-        assert output.at_ms + allowed <= watermark, output.output_id
-        assert (output.output_id, output.revision) not in seen, (output.output_id, output.revision)
+    for output, watermark in run(case).emissions:
+        assert output.at_ms + case.allowed_ms <= watermark, output
+        assert (output.output_id, output.revision) not in seen, output
         seen.add((output.output_id, output.revision))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=DUPLICATE_IDS)
+@SETTINGS
+@given(cases("anyhow"))
+@example(BREACH_TWICE)
+def test_outputs_are_emitted_once_and_never_early(case: Case) -> None:
+    check_emissions(case)
+
+
+@SETTINGS
+@given(cases("anyhow", unique_ids=True))
+def test_outputs_are_emitted_once_and_never_early_known_bugs_aside(case: Case) -> None:
+    check_emissions(case)
 
 
 # --- the driver's two ways of advancing agree ----------------------------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NEVER_EMITTED_REVISED)
 @SETTINGS
-@given(st.data(), cores, streams_of_events())
-def test_advancing_only_due_records_is_advancing_all(
-    data: st.DataObject, core_: tuple[int, SlaCore], events: list[RecordEvent]
-) -> None:
-    _, core = core_
-    steps = data.draw(schedules(events, 30 * D, in_order=False))
-    every, due = drive(core, steps, "all"), drive(core, steps, "due")
+@given(cases("anyhow"))
+@example(LATE_AFTER_IDLE_ADVANCE)
+def test_advancing_only_due_records_is_advancing_all(case: Case) -> None:
+    every, due = drive(case.core, case.steps, "all"), drive(case.core, case.steps, "due")
     assert due.json() == every.json()
-    assert [w for _, w in due.emissions] == [w for _, w in every.emissions]
+
+
+@SETTINGS
+@given(cases("anyhow"))
+def test_advancing_only_due_records_is_advancing_all_but_for_revision_numbers(case: Case) -> None:
+    every, due = drive(case.core, case.steps, "all"), drive(case.core, case.steps, "due")
+
+    def figures(result: Result) -> list[tuple[int, dict[str, Any]]]:
+        return [(watermark, {**o.to_json(), "revision": None}) for o, watermark in result.emissions]
+
+    assert figures(due) == figures(every)
     assert outcomes(due) == outcomes(every)
+    assert net_alerts(due) == net_alerts(every)
