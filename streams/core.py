@@ -135,7 +135,7 @@ class RecordState:
     pending: list[RecordEvent] | None = None
     revisions: dict[str, int] | None = None
 
-    def clocks(self) -> list[KpiClock]:
+    def clocks(self) -> tuple[KpiClock, ...]:
         """The current KPI clocks of the record."""
         return self.live.clocks
 
