@@ -174,10 +174,12 @@ class SlaCore:
 
     def _folded(self, data: dict[str, Any]) -> Folded:
         clocks = []
-        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled in data["k"]:
+        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled, reopens, \
+                retargets in data["k"]:  # fmt: skip
             spec = self._spec(version, policy, name)
             clocks.append(KpiClock(spec, policy, version, instance, started, run_start, used, crossed,
-                                   tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled))  # fmt: skip
+                                   tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled, reopens,
+                                   retargets))  # fmt: skip
         return Folded(data["t"], _intern(data["a"]), tuple(clocks), data["lk"],
                       tuple(output_from_json(o) for o in data["tl"]), data["m"])  # fmt: skip
 
@@ -262,7 +264,8 @@ class SlaCore:
                 clock.version = self.policies.version
                 clock.policy = policy.name
                 if clock.retarget(at_ms, spec):
-                    outputs.append(self._output(OutputKind.KPI_RETARGETED, state.record_id, live, clock, at_ms))
+                    outputs.append(self._output(OutputKind.KPI_RETARGETED, state.record_id, live, clock, at_ms,
+                                                sequence=clock.retargets))  # fmt: skip
         return outputs
 
     # -- folding --------------------------------------------------------------------------------
@@ -311,6 +314,7 @@ class SlaCore:
                 elif spec.stop.holds(kind, entity, attributes):
                     reason = "met_late" if clock.breached else "met"
                     out.append(self._output(OutputKind.KPI_SUCCEEDED, record_id, live, clock, at, reason=reason,
+                                            sequence=clock.reopens,
                                             actions=spec.on_success))  # fmt: skip
                     clock.end(at, cancelled=False)
                 elif clock.is_paused and spec.resume.holds(kind, entity, attributes):
@@ -326,7 +330,8 @@ class SlaCore:
                     clock.pause(at, reason)
             elif not clock.cancelled and spec.reopen.holds(kind, entity, attributes):
                 if spec.on_reopen == "resume" and clock.reopen(at):
-                    out.append(self._output(OutputKind.KPI_REOPENED, record_id, live, clock, at, reason=kind))
+                    out.append(self._output(OutputKind.KPI_REOPENED, record_id, live, clock, at, reason=kind,
+                                            sequence=clock.reopens))  # fmt: skip
                 elif spec.on_reopen == "restart":
                     out.extend(self._start(record_id, live, spec, clock.policy, clock.version, clock.instance + 1, at,
                                            reason="reopened"))  # fmt: skip
@@ -378,7 +383,8 @@ class SlaCore:
             return []
         clock.policy = policy.name
         clock.retarget(at, spec)
-        return [self._output(OutputKind.KPI_RETARGETED, record_id, live, clock, at, reason=policy.name)]
+        return [self._output(OutputKind.KPI_RETARGETED, record_id, live, clock, at, reason=policy.name,
+                             sequence=clock.retargets)]  # fmt: skip
 
     # -- emission, corrections, compaction ---------------------------------------------------------
 
@@ -438,7 +444,9 @@ class SlaCore:
         corrections: list[Output] = []
         for output in after:
             previous = before.pop(output.output_id, None)
-            if previous is None or previous.signature() != output.signature():
+            if previous is None:  # newly true: a first emission, unless an earlier correction revoked it
+                corrections.append(self._revised(state, output) if state.revisions else output)
+            elif previous.signature() != output.signature():
                 corrections.append(self._bump(state, output))
         for gone in before.values():
             corrections.append(self._bump(state, replace(gone, revoked=True)))
@@ -535,7 +543,7 @@ def _folded_data(folded: Folded) -> dict[str, Any]:
         "a": folded.attributes,
         "k": [
             [c.version, c.policy, c.spec.name, c.instance, c.started_at_ms, c.run_start_ms, c.used_ms, c.crossed,
-             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled]
+             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled, c.reopens, c.retargets]
             for c in folded.clocks
         ],
         "lk": folded.last_at,

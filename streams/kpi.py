@@ -65,6 +65,10 @@ class KpiClock:
     pauses: tuple[tuple[int, int | None, str], ...] = ()
     ended_at_ms: int | None = None
     cancelled: bool = False
+    reopens: int = 0
+    """How many times the KPI was reopened: numbers its KPI_REOPENED and later KPI_SUCCEEDED outputs."""
+    retargets: int = 0
+    """How many times the KPI was re-targeted: numbers its KPI_RETARGETED outputs."""
     _next_index: int = dataclass_field(default=-1, compare=False, repr=False)
     """Cache of next_threshold(): the mark index it was computed for (-1: none), and its instant."""
     _next_at: int | None = dataclass_field(default=None, compare=False, repr=False)
@@ -244,6 +248,7 @@ class KpiClock:
         if self.ended_at_ms is None or self.cancelled:
             return False
         self.ended_at_ms = None
+        self.reopens += 1
         self.run_start_ms = at_ms
         self._next_index = -1
         return True
@@ -251,26 +256,25 @@ class KpiClock:
     def retarget(self, at_ms: int, spec: KpiSpec) -> bool:
         """Apply another spec from ``at_ms`` on, keeping the business time used and the pause ledger.
 
-        Thresholds of the new spec that the used time has already passed count
-        as crossed only if the old spec had crossed as many; the others come due
-        at once. False if nothing changes.
+        A threshold of the new spec counts as crossed if the same threshold (kind
+        and level) was crossed under the old one, and so does every threshold
+        before it (a warning added to a KPI already breached never fires); the
+        others come due when the new spec says, at once if the used time is past
+        them. False if nothing changes.
         """
         if spec == self.spec:
             return False
         if self.run_start_ms is not None:
             self.used_ms = self.business_elapsed(at_ms)
             self.run_start_ms = at_ms
-        crossed_kinds = [kind for _, kind, _ in self.marks()[: self.crossed]]
+        was_crossed = {(kind, level) for _, kind, level in self.marks()[: self.crossed]}
         self.spec = spec
-        new_marks = self.marks()
         crossed = 0
-        for _, kind, _ in new_marks:
-            if kind in crossed_kinds:
-                crossed_kinds.remove(kind)
-                crossed += 1
-            else:
-                break
+        for index, (_, kind, level) in enumerate(self.marks()):
+            if (kind, level) in was_crossed:
+                crossed = index + 1
         self.crossed = crossed
+        self.retargets += 1
         self._next_index = -1
         return True
 

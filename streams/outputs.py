@@ -73,7 +73,7 @@ class Output:
 
     @property
     def output_id(self) -> str:
-        """``record/kpi/instance/kind[/n]``: ``n`` is the escalation level, or the pause/resume number."""
+        """``record/kpi/instance/kind[/n]``: ``n`` is the sequence (escalation level; n-th pause, re-target, reopen)."""
         base = f"{self.record_id}/{self.kpi}/{self.kpi_instance}/{self.kind.value}"
         return f"{base}/{self.sequence}" if self.sequence else base
 
@@ -100,6 +100,7 @@ class Output:
             "policy_version": self.policy_version,
             "kpi": self.kpi,
             "kpi_instance": self.kpi_instance,
+            "sequence": self.sequence,
             "at_ms": self.at_ms,
             "started_at_ms": self.started_at_ms,
             "deadline_ms": self.deadline_ms,
@@ -121,10 +122,8 @@ class Output:
 
 def output_from_json(data: dict[str, Any]) -> Output:
     """The :class:`Output` that :meth:`Output.to_json` wrote (used to restore stored state)."""
-    kind = OutputKind(data["kind"])
-    sequence = int(data["output_id"].rsplit("/", 1)[1]) if data["output_id"].count("/") >= 4 else 0
     return Output(
-        kind=kind,
+        kind=OutputKind(data["kind"]),
         record_id=data["record_id"],
         entity_type=data["entity_type"],
         policy=data["policy"],
@@ -138,7 +137,7 @@ def output_from_json(data: dict[str, Any]) -> Output:
         business_elapsed_ms=data["business_elapsed_ms"],
         wall_elapsed_ms=data["wall_elapsed_ms"],
         paused_ms=data["paused_ms"],
-        sequence=sequence,
+        sequence=data["sequence"],
         level=data["level"],
         reason=data["reason"],
         actions=tuple(Action(a["type"], tuple(a["targets"]), a["value"], a["template"]) for a in data["actions"]),

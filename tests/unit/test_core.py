@@ -469,7 +469,7 @@ def test_a_late_pause_revokes_a_breach_explicitly() -> None:
     assert [o.kind for o in fired] == [OutputKind.WARNING, OutputKind.BREACH]
     corrections = run.event("status_changed", t0 + 2 * D + 12 * H, now=t0 + 3 * D + H, status="at_external_service")
     assert [(o.kind, o.revision, o.revoked) for o in corrections] == [
-        (OutputKind.KPI_PAUSED, 1, False),
+        (OutputKind.KPI_PAUSED, 0, False),
         (OutputKind.BREACH, 1, True),
     ]
     assert corrections[1].output_id == fired[1].output_id

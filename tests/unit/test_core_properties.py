@@ -689,23 +689,34 @@ def test_outputs_are_emitted_once_and_never_early_known_bugs_aside(case: Case) -
 # --- the driver's two ways of advancing agree ----------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NEVER_EMITTED_REVISED)
 @SETTINGS
 @given(cases("anyhow"))
-@example(LATE_AFTER_IDLE_ADVANCE)
 def test_advancing_only_due_records_is_advancing_all(case: Case) -> None:
-    every, due = drive(case.core, case.steps, "all"), drive(case.core, case.steps, "due")
-    assert due.json() == every.json()
+    """A record that is not due has nothing to emit, and both drivers reach the same outcomes.
+
+    (With events in time, both give the canonical outputs: tests 1 and 2 draw the mode. With late events the
+    correction sequences may differ: advancing an idle record moves its emission mark, so a correction that
+    moves an output is one revision there, a revocation and a re-emission here; see LATE_AFTER_IDLE_ADVANCE.)
+    """
+    core, watermark = case.core, NEVER_MS
+    states: dict[str, RecordState] = {}
+    for step in case.steps:
+        if isinstance(step, RecordEvent):
+            states[step.record_id], _ = core.apply(states.get(step.record_id), step, watermark)
+            continue
+        watermark = step.at_ms
+        for state in states.values():
+            due = core.next_due_ms(state)
+            if due is None or due > watermark:
+                assert core.advance(round_trip(core, state), watermark) == [], (state.record_id, due, watermark)
+            core.advance(state, watermark)
+    every, due_only = drive(core, case.steps, "all"), drive(core, case.steps, "due")
+    assert outcomes(due_only) == outcomes(every)
+    assert net_alerts(due_only) == net_alerts(every)
 
 
-@SETTINGS
-@given(cases("anyhow"))
-def test_advancing_only_due_records_is_advancing_all_but_for_revision_numbers(case: Case) -> None:
-    every, due = drive(case.core, case.steps, "all"), drive(case.core, case.steps, "due")
-
-    def figures(result: Result) -> list[tuple[int, dict[str, Any]]]:
-        return [(watermark, {**o.to_json(), "revision": None}) for o, watermark in result.emissions]
-
-    assert figures(due) == figures(every)
-    assert outcomes(due) == outcomes(every)
-    assert net_alerts(due) == net_alerts(every)
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NEVER_EMITTED_REVISED)
+def test_a_late_event_gets_the_same_revisions_whether_idle_records_were_advanced_or_not() -> None:
+    case = LATE_AFTER_IDLE_ADVANCE
+    every, due_only = drive(case.core, case.steps, "all"), drive(case.core, case.steps, "due")
+    assert due_only.json() == every.json()
