@@ -12,7 +12,7 @@ SUDO          := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DURATION ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint unit integration kafka clean
+.PHONY: setup run test lint unit integration bench kafka clean
 
 setup: $(PY_STAMP) $(KAFKA_STAMP)
 
@@ -63,6 +63,10 @@ unit: setup
 
 integration: setup
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+# Every benchmark; one JSON report in bench/results.json (a few minutes; never part of `make test`).
+bench: setup
+	$(BIN)/slaflow bench all --out bench/results.json
 
 lint: $(PY_STAMP)
 	$(BIN)/ruff check streams schemas agents sinks deploy tests

@@ -186,6 +186,38 @@ def _bytes_per_case_with_two_running_kpis(core: SlaCore, spec: Workload) -> int:
     return round(held / len(states))
 
 
+GOALS: tuple[tuple[str, str, str, float, str], ...] = (
+    # (benchmark, figure, description, goal, "min" or "max")
+    ("core", "events_per_second", "SLA core events per second on one core", GOAL_EVENTS_PER_SECOND, "min"),
+    ("core", "bytes_per_open_case_two_running_kpis", "memory per open case with two running KPIs, bytes",
+     GOAL_BYTES_PER_OPEN_CASE, "max"),
+    ("core", "bytes_per_open_case", "memory per open case on the mixed workload, bytes", GOAL_BYTES_PER_OPEN_CASE,
+     "max"),
+)  # fmt: skip
+"""Every goal the report checks: which benchmark's figure, and whether it is a floor or a ceiling."""
+
+
+def report(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The ``make bench`` report: the machine, each benchmark's figures, and each goal with whether it was met."""
+    goals = []
+    for benchmark, figure, description, goal, kind in GOALS:
+        if benchmark not in results:
+            continue
+        value = results[benchmark][figure]
+        met = value >= goal if kind == "min" else value <= goal
+        goals.append({"benchmark": benchmark, "figure": figure, "description": description, "value": value,
+                      "goal": goal, "goal_is": kind, "met": met})  # fmt: skip
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "machine": os.uname().machine,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "goals": goals,
+        "all_goals_met": all(g["met"] for g in goals),
+        "benchmarks": results,
+    }
+
+
 def add_command(commands: Any) -> None:
     """Add ``slaflow bench`` and its benchmarks to the CLI."""
     bench = commands.add_parser("bench", help="run a benchmark and print one JSON object")
@@ -194,8 +226,29 @@ def add_command(commands: Any) -> None:
     core.add_argument("--cases", type=int, default=Workload.cases, help="cases opened (default %(default)s)")
     core.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy file (default: shipped)")
     core.set_defaults(func=_cmd_core)
+    every = which.add_parser("all", help="every benchmark; write one JSON report (make bench)")
+    every.add_argument("--out", type=Path, default=Path("bench") / "results.json", help="report path")
+    every.set_defaults(func=_cmd_all)
 
 
 def _cmd_core(args: argparse.Namespace) -> int:
     print(json.dumps(bench_core(Workload(cases=args.cases), args.policies)))
     return 0
+
+
+def _cmd_all(args: argparse.Namespace) -> int:
+    results: dict[str, dict[str, Any]] = {}
+    for name, run in BENCHMARKS.items():
+        print(f"bench {name} ...", file=sys.stderr, flush=True)
+        results[name] = run()
+        print(json.dumps(results[name]), file=sys.stderr, flush=True)
+    document = report(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2))
+    print(f"report written to {args.out}", file=sys.stderr)
+    return 0
+
+
+BENCHMARKS: dict[str, Any] = {"core": lambda: bench_core(Workload())}
+"""What ``bench all`` runs, in order."""
