@@ -174,11 +174,11 @@ class SlaCore:
 
     def _folded(self, data: dict[str, Any]) -> Folded:
         clocks = []
-        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled, reopens, \
-                retargets in data["k"]:  # fmt: skip
+        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled, fired, \
+                reopens, retargets in data["k"]:  # fmt: skip
             spec = self._spec(version, policy, name)
             clocks.append(KpiClock(spec, policy, version, instance, started, run_start, used, crossed,
-                                   tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled, reopens,
+                                   tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled, fired, reopens,
                                    retargets))  # fmt: skip
         return Folded(data["t"], _intern(data["a"]), tuple(clocks), data["lk"],
                       tuple(output_from_json(o) for o in data["tl"]), data["m"])  # fmt: skip
@@ -543,7 +543,7 @@ def _folded_data(folded: Folded) -> dict[str, Any]:
         "a": folded.attributes,
         "k": [
             [c.version, c.policy, c.spec.name, c.instance, c.started_at_ms, c.run_start_ms, c.used_ms, c.crossed,
-             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled, c.reopens, c.retargets]
+             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled, c.fired, c.reopens, c.retargets]
             for c in folded.clocks
         ],
         "lk": folded.last_at,

@@ -65,6 +65,9 @@ class KpiClock:
     pauses: tuple[tuple[int, int | None, str], ...] = ()
     ended_at_ms: int | None = None
     cancelled: bool = False
+    fired: int = 0
+    """Every threshold this instance has crossed under any spec, as bits (see ``_bit``): a re-target back and
+    forth never fires the same threshold twice."""
     reopens: int = 0
     """How many times the KPI was reopened: numbers its KPI_REOPENED and later KPI_SUCCEEDED outputs."""
     retargets: int = 0
@@ -205,6 +208,7 @@ class KpiClock:
         """Cross every threshold whose instant is before ``before_ms``; yield each ``(instant, kind, level)``."""
         while (due := self.next_threshold()) is not None and due[0] < before_ms:
             self.crossed += 1
+            self.fired |= _bit(due[1], due[2])
             yield due
 
     # -- transitions (at an event's instant, after cross_until(at_ms)) -------------------------
@@ -267,16 +271,26 @@ class KpiClock:
         if self.run_start_ms is not None:
             self.used_ms = self.business_elapsed(at_ms)
             self.run_start_ms = at_ms
-        was_crossed = {(kind, level) for _, kind, level in self.marks()[: self.crossed]}
+        for _, kind, level in self.marks()[: self.crossed]:
+            self.fired |= _bit(kind, level)
         self.spec = spec
         crossed = 0
         for index, (_, kind, level) in enumerate(self.marks()):
-            if (kind, level) in was_crossed:
+            if self.fired & _bit(kind, level):
                 crossed = index + 1
         self.crossed = crossed
         self.retargets += 1
         self._next_index = -1
         return True
+
+
+def _bit(kind: Threshold, level: int) -> int:
+    """The bit of a threshold in ``KpiClock.fired``: warning 1, breach 2, escalation level L ``1 << (L + 1)``."""
+    if kind is Threshold.WARNING:
+        return 1
+    if kind is Threshold.BREACH:
+        return 2
+    return 1 << (level + 1)
 
 
 _MARKS: dict[int, tuple[KpiSpec, tuple[tuple[int, Threshold, int], ...]]] = {}
