@@ -91,16 +91,16 @@ def create_app(settings: Settings) -> faust.App:
     async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         processor.invalidate_indexes()
 
-    ticker_id = f"{settings.app_id}-ticker"
+    if settings.tick_interval_s > 0:
+        ticker_id = f"{settings.app_id}-ticker"
 
-    @app.timer(settings.tick_interval_s, on_leader=True)
-    async def ticker() -> None:
-        """Write the wall-clock time into every partition of the input topic."""
-        value = INPUT_MESSAGE.encode(
-            {"body": ("slaflow.ClockTick", {"at_ms": int(time.time() * 1000), "source": ticker_id})}
-        )
-        for partition in range(settings.partitions):
-            await events.send(value=value, partition=partition)
+        @app.timer(settings.tick_interval_s, on_leader=True)
+        async def ticker() -> None:
+            """Write the wall-clock time into every partition of the input topic."""
+            tick = {"at_ms": int(time.time() * 1000), "source": ticker_id}
+            value = INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", tick)})
+            for partition in range(settings.partitions):
+                await events.send(value=value, partition=partition)
 
     app.service(ClickHouseSinkService(settings))  # type: ignore[arg-type]  # instances are accepted too
     app.slaflow_processor = processor  # type: ignore[attr-defined]  # for the web views and tests

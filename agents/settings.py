@@ -54,7 +54,10 @@ class Settings:
     )
     web_port: int = _env("SLAFLOW_WEB_PORT", "Port of the worker's web server on 127.0.0.1 (0: no web server).", 6066)
     tick_interval_s: float = _env(
-        "SLAFLOW_TICK_INTERVAL", "Seconds between clock ticks written into every input partition.", 0.5
+        "SLAFLOW_TICK_INTERVAL",
+        "Seconds between wall-clock ticks written into every input partition; 0: no ticker (the source writes "
+        "ClockTicks itself, e.g. a replay through Kafka in simulated time).",
+        0.5,
     )
     sink_batch_rows: int = _env("SLAFLOW_SINK_BATCH_ROWS", "ClickHouse sink: rows per insert at most.", 10_000)
     sink_flush_s: float = _env("SLAFLOW_SINK_FLUSH_INTERVAL", "ClickHouse sink: seconds between inserts at most.", 1.0)
@@ -90,9 +93,9 @@ class Settings:
             raise ConfigError(
                 f"replication_factor ({env['replication_factor']}) must be at least 1, got {self.replication_factor}"
             )
-        if not 0 < self.tick_interval_s <= 60:
+        if not 0 <= self.tick_interval_s <= 60:
             raise ConfigError(
-                f"tick_interval_s ({env['tick_interval_s']}) must be in (0, 60], got {self.tick_interval_s}"
+                f"tick_interval_s ({env['tick_interval_s']}) must be in [0, 60], got {self.tick_interval_s}"
             )
         if not 0 <= self.web_port < 65536:
             raise ConfigError(f"web_port ({env['web_port']}) must be a TCP port, got {self.web_port}")

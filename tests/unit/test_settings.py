@@ -19,7 +19,7 @@ def test_environment_then_flags() -> None:
     [
         ({"SLAFLOW_PARTITIONS": "many"}, "expected int, got 'many'"),
         ({"SLAFLOW_PARTITIONS": "0"}, "SLAFLOW_PARTITIONS"),
-        ({"SLAFLOW_TICK_INTERVAL": "0"}, "SLAFLOW_TICK_INTERVAL"),
+        ({"SLAFLOW_TICK_INTERVAL": "-1"}, "SLAFLOW_TICK_INTERVAL"),
         ({"SLAFLOW_LOG_LEVEL": "loud"}, "SLAFLOW_LOG_LEVEL"),
     ],
 )
