@@ -86,11 +86,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The demo: local broker, worker, simulated contact centre, alerts printed."""
-    from agents.demo import DEMO_POLICIES, run_demo  # noqa: PLC0415
+    from agents.demo import run_demo  # noqa: PLC0415
 
-    settings = _settings(args)
-    if args.policies is None and "SLAFLOW_POLICIES" not in os.environ:
-        settings = settings.replace(policies=DEMO_POLICIES)
+    settings = _settings(args).replace(tick_interval_s=0)  # the simulated feed is the clock
     if args.data_dir is None and "SLAFLOW_DATA_DIR" not in os.environ:
         settings = settings.replace(data_dir=Path(".data") / "run")
     return run_demo(settings, duration_s=args.duration)

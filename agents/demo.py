@@ -25,15 +25,26 @@ from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer
 
-from agents.feed import run_feed
-from agents.settings import PROJECT_ROOT, Settings
+from agents.feed import DemoFeed, run_feed
+from agents.settings import Settings
 from agents.sink import catch_up
 from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
 from schemas.codec import SLA_ALERT
 from sinks.clickhouse import ClickHouseSink, open_sink
 
-DEMO_POLICIES = PROJECT_ROOT / "deploy" / "policies" / "demo.yaml"
+
+def _duration(ms: int) -> str:
+    """``1h30m``, ``45m``, ``20s``: business time as people read it."""
+    seconds = round(ms / 1000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
+    return "".join(parts) or "0s"
+
+
+def _instant(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%a %Y-%m-%d %H:%M UTC")
 
 
 def format_alert(alert: dict[str, Any], started: float) -> str:
@@ -46,8 +57,8 @@ def format_alert(alert: dict[str, Any], started: float) -> str:
         kind = f"REVOKED {kind}"
     return (
         f"[+{time.time() - started:5.1f}s] {kind:<7} {alert['entity_type']} {alert['record_id']} "
-        f"{alert['kpi']} ({alert['policy']}): {alert['business_elapsed_ms'] / 1000:.1f}s of "
-        f"{alert['target_ms'] / 1000:.0f}s used ({share:.0f}%), deadline {deadline} UTC; "
+        f"{alert['kpi']} ({alert['policy']}): {_duration(alert['business_elapsed_ms'])} of "
+        f"{_duration(alert['target_ms'])} used ({share:.0f}%), deadline {deadline} UTC; "
         f"tier={attrs.get('tier', '-')} owner={attrs.get('owner', '-')} queue={attrs.get('queue', '-')}"
     )
 
@@ -114,14 +125,14 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> i
 
 
 def clickhouse_summary(sink: ClickHouseSink) -> list[str]:
-    """Lines describing the alerts ClickHouse holds, per kind and tier."""
+    """Lines describing the alerts ClickHouse holds, per kind and KPI."""
     rows = sink.client.query(
-        f"SELECT kind, tier, count() AS alerts, avg(business_elapsed_ms) / 1000 AS avg_s "
-        f"FROM {sink.database}.sla_alerts FINAL GROUP BY kind, tier ORDER BY kind, tier"
+        f"SELECT kind, kpi, count() AS alerts, avg(business_elapsed_ms) / 1000 AS avg_s "
+        f"FROM {sink.database}.sla_alerts FINAL WHERE NOT revoked GROUP BY kind, kpi ORDER BY kind, kpi"
     ).result_rows
     lines = [
-        f"  {kind:<7} tier={tier:<8} {n:>4} alerts, mean elapsed at threshold {avg:.1f} s"
-        for kind, tier, n, avg in rows
+        f"  {kind:<10} {kpi:<20} {n:>4} alerts, mean business time used {_duration(round(avg * 1000))}"
+        for kind, kpi, n, avg in rows
     ]
     return lines or ["  (no alert rows)"]
 
@@ -132,7 +143,8 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     await ensure_topics(settings)
     worker = start_worker(settings, run_dir / "worker.log")
     print(
-        f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); feeding simulated cases ...",
+        f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); simulated contact centre from "
+        f"{_instant(DemoFeed().config.start_ms)}, {DemoFeed().speed:.0f}x faster than real time ...",
         file=out,
         flush=True,
     )
@@ -142,7 +154,8 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
         loop.add_signal_handler(signum, stop.set)
     started = time.time()
     printer = asyncio.create_task(print_alerts(settings, stop, started, out))
-    feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, stop))
+    feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, settings.partitions, stop,
+                                        DemoFeed()))  # fmt: skip
     try:
         deadline = None if duration_s is None else started + duration_s
         while not stop.is_set():

@@ -1,75 +1,49 @@
-"""A small simulated contact centre for the ``slaflow run`` demo, written to Kafka as Avro.
+"""The ``slaflow run`` feed: the contact-centre simulator, paced in accelerated time, written to Kafka as Avro.
 
-Every ``interval_s`` a customer opens a case (tier VIP, Premium or Standard).
-Some cases get a first response in time, some are cancelled (the customer
-solved it), and some are left alone, so that the demo policy's warnings and
-breaches fire within the first minute. Deterministic for a given seed.
+Simulated time runs ``speed`` times faster than the wall clock from a weekday
+morning, so that the shipped policies' warnings and breaches (a VIP first
+response is due within an hour) show within the first minute. The feed is
+also the clock: every ``tick_interval_s`` of wall time it writes the
+simulated time as a ``ClockTick`` into every partition of the input topic, and
+the demo's worker runs with its own wall-clock ticker off. A tick never
+carries a time later than the next event it has yet to send, so no event is
+ever late.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
+from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
 from schemas.codec import INPUT_MESSAGE
 from streams.events import RecordEvent
 
-TIERS = ("VIP", "Premium", "Standard")
-OWNERS = ("ana", "bruno", "chen", "dara", "emil")
-QUEUES = ("billing", "repairs", "sales")
+HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True)
-class FeedPlan:
-    """How the simulated centre behaves: shares of outcomes; times in seconds after the case opened."""
+class DemoFeed:
+    """How the demo's contact centre runs: the simulator's knobs and the pace of simulated time."""
 
-    interval_s: float = 1.5
-    answered_share: float = 0.35
-    cancelled_share: float = 0.15
-    answer_after_s: tuple[float, float] = (3.0, 25.0)
-    cancel_after_s: float = 6.0
-
-
-def simulated_events(start_ms: int, seed: int = 7, plan: FeedPlan | None = None) -> Iterator[RecordEvent]:
-    """Endless record events in time order, the first case opening at ``start_ms`` (UTC epoch ms)."""
-    plan = plan or FeedPlan()
-    rng = random.Random(seed)
-    pending: list[tuple[int, int, RecordEvent]] = []
-    sequence = 0
-    next_case_ms = start_ms
-    while True:
-        if pending and pending[0][0] <= next_case_ms:
-            yield heapq.heappop(pending)[2]
-            continue
-        sequence += 1
-        record_id = f"C-{sequence:05d}"
-        attributes = {
-            "tier": rng.choice(TIERS),
-            "owner": rng.choice(OWNERS),
-            "queue": rng.choice(QUEUES),
-            "priority": rng.choice(("normal", "high")),
-            "subject": "coffee grinder broken" if sequence % 4 == 0 else "invoice question",
-        }
-        yield RecordEvent(f"{record_id}-created", record_id, "case", "created", next_case_ms, attributes)
-        roll = rng.random()
-        if roll < plan.answered_share:
-            at = next_case_ms + int(rng.uniform(*plan.answer_after_s) * 1000)
-            heapq.heappush(
-                pending, (at, sequence, RecordEvent(f"{record_id}-reply", record_id, "case", "first_response", at))
-            )
-        elif roll < plan.answered_share + plan.cancelled_share:
-            at = next_case_ms + int(plan.cancel_after_s * 1000)
-            heapq.heappush(
-                pending, (at, sequence, RecordEvent(f"{record_id}-cancel", record_id, "case", "cancelled", at))
-            )
-        next_case_ms += int(plan.interval_s * 1000)
+    speed: float = 120.0
+    """Simulated seconds per wall second: one simulated hour every 30 s."""
+    tick_interval_s: float = 0.25
+    """Wall seconds between clock ticks (15 simulated seconds at the default speed)."""
+    config: SimulationConfig = field(
+        default_factory=lambda: SimulationConfig(
+            seed=7,
+            start_ms=DEFAULT_START_MS + 9 * HOUR_MS,  # Monday 09:00 Berlin: every calendar is open
+            days=1.0,
+            cases_per_day=1_200,
+            tier_mix={"VIP": 0.3, "Premium": 0.3, "Standard": 0.4},
+            breach_share=0.3,
+        )
+    )
 
 
 def encode_event(event: RecordEvent) -> bytes:
@@ -85,20 +59,40 @@ def encode_event(event: RecordEvent) -> bytes:
     return INPUT_MESSAGE.encode({"body": ("slaflow.RecordEvent", body)})
 
 
-async def run_feed(bootstrap: str, topic: str, stop: asyncio.Event, seed: int = 7) -> int:
-    """Produce the simulated events in real time until ``stop`` is set; return how many were sent."""
+def encode_tick(at_ms: int, source: str) -> bytes:
+    """The InputMessage bytes of a clock tick at ``at_ms`` (UTC epoch ms)."""
+    return INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", {"at_ms": at_ms, "source": source})})
+
+
+async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Event, feed: DemoFeed) -> int:
+    """Produce the simulated events and clock ticks in accelerated time until ``stop`` is set; return events sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
+    origin_ms = feed.config.start_ms
+    wall0 = time.monotonic()
+    next_tick = wall0
     sent = 0
+
+    def simulated_now() -> int:
+        return origin_ms + int((time.monotonic() - wall0) * feed.speed * 1000)
+
     try:
-        for event in simulated_events(int(time.time() * 1000), seed):
-            delay = event.occurred_at_ms / 1000 - time.time()
-            if delay > 0:
+        for event in Simulation(feed.config).events():
+            due = wall0 + (event.occurred_at_ms - origin_ms) / 1000 / feed.speed
+            while True:
+                now = time.monotonic()
+                if now >= next_tick:
+                    tick = encode_tick(min(simulated_now(), event.occurred_at_ms - 1), "slaflow-run-feed")
+                    for partition in range(partitions):
+                        await producer.send(topic, tick, partition=partition)
+                    next_tick = now + feed.tick_interval_s
+                if now >= due or stop.is_set():
+                    break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                    await asyncio.wait_for(stop.wait(), min(due, next_tick) - now)
             if stop.is_set():
                 break
-            await producer.send_and_wait(topic, encode_event(event), key=event.record_id.encode())
+            await producer.send(topic, encode_event(event), key=event.record_id.encode())
             sent += 1
     finally:
         await producer.stop()

@@ -25,7 +25,8 @@ their own, so switching them on leaves the underlying traffic (and its truth) un
 
 **Speed.** Lines are formatted with f-strings from per-record constant parts (every generated value is ASCII
 letters, digits, ``-``, ``_``, ``.`` or ``:``, so nothing needs escaping), bucketed per hour of delivery, sorted
-by integer keys and written in large chunks: well over 200,000 events per second on one core.
+by integer keys and written in large chunks (the goal: 200,000 events per second on one core, measured by
+``slaflow bench simulate``).
 """
 
 from __future__ import annotations
@@ -44,13 +45,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
 
 from agents.settings import DEFAULT_POLICIES
-from streams.calendar import BusinessCalendar
+from streams.calendar import BusinessCalendar, preset
 from streams.core import parse_instant_ms
 from streams.errors import ConfigError
 from streams.events import EventError, RecordEvent, format_instant_ms, parse_event
@@ -84,6 +84,8 @@ LEAD_SOURCES: Final = ("web", "fair", "referral", "campaign")
 SKEW_SOURCES: Final = ("crm", "email", "phone", "web")
 _BUCKET: Final = HOUR
 _SEQ: Final = [f"{n:02d}" for n in range(1000)]
+_SS: Final = [f"{n:02d}." for n in range(60)]
+_MMM: Final = [f"{n:03d}Z" for n in range(1000)]
 _INDEX_BITS: Final = 24
 _INDEX_MASK: Final = (1 << _INDEX_BITS) - 1
 
@@ -201,7 +203,7 @@ class SimulationConfig:
             _check_token(queue, "queues")
         try:
             ZoneInfo(self.timezone)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
             raise ConfigError(f"simulate: unknown time zone {self.timezone!r}") from exc
 
 
@@ -233,36 +235,29 @@ class _Cut(Exception):
 
 
 class _Clock:
-    """One KPI instance, followed with the core's arithmetic (see ``streams/kpi.py``)."""
+    """One KPI instance, followed with the core's arithmetic (see ``streams/kpi.py``).
+
+    ``key`` is ``(record_id, kpi, instance)``, or ``None`` for a KPI the policy file does not have (its events are
+    still placed, on the clock's calendar, but it has no truth).
+    """
 
     __slots__ = ("breached", "cal", "cancelled", "due", "end_at", "ended", "key", "run", "target", "used")
 
-    def __init__(self, spec: KpiSpec | None, cal: _Spans | None, at: int, key: tuple[str, str, int] | None) -> None:
-        # A KPI missing from the policy file still places events (one hour on 24/7) but has no truth.
+    def __init__(self, target: int, cal: _Spans, at: int, key: tuple[str, str, int] | None) -> None:
         self.cal = cal
-        self.target = spec.target_ms if spec is not None else HOUR
-        self.key = key if spec is not None else None
+        self.target = target
+        self.key = key
         self.used = 0
         self.run: int | None = at
         self.ended = False
         self.end_at = 0
         self.breached = False
         self.cancelled = False
-        self.due = self._deadline()
+        self.due = cal.add(at, target)
 
-    def add(self, start: int, business: int) -> int:
-        cal = self.cal
-        return start + business if cal is None else cal.add(start, business)
-
-    def elapsed(self, start: int, end: int) -> int:
-        cal = self.cal
-        return max(0, end - start) if cal is None else cal.elapsed(start, end)
-
-    def _deadline(self) -> int:
-        run = self.run
-        assert run is not None
+    def _deadline(self, run: int) -> int:
         left = self.target - self.used
-        return run if left <= 0 else self.add(run, left)
+        return run if left <= 0 else self.cal.add(run, left)
 
     def stop(self, at: int) -> None:
         if self.ended:
@@ -283,43 +278,43 @@ class _Clock:
             return
         if self.due < at:
             self.breached = True
-        self.used += self.elapsed(run, at)
+        self.used += self.cal.elapsed(run, at)
         self.run = None
 
     def resume(self, at: int) -> None:
         if not self.ended and self.run is None:
             self.run = at
-            self.due = self._deadline()
+            self.due = self._deadline(at)
 
     def reopen(self, at: int) -> None:
         if not self.ended or self.cancelled:
             return
         if self.run is not None:
-            self.used += self.elapsed(self.run, self.end_at)
+            self.used += self.cal.elapsed(self.run, self.end_at)
         self.ended = False
         self.run = at
-        self.due = self._deadline()
+        self.due = self._deadline(at)
 
-    def retarget(self, at: int, spec: KpiSpec | None, cal: _Spans | None) -> None:
-        """The record now falls under another policy whose KPI of the same name is ``spec`` (None: unchanged)."""
-        if self.ended or spec is None or cal is None or self.cal is None:
+    def retarget(self, at: int, target: int, cal: _Spans) -> None:
+        """The record now falls under another policy, whose KPI of the same name has ``target`` on ``cal``."""
+        if self.ended or self.key is None:
             return
         run = self.run
         if run is not None:
             if self.due < at:
                 self.breached = True
-            self.used += self.elapsed(run, at)
+            self.used += self.cal.elapsed(run, at)
             self.run = at
-        self.cal, self.target = cal, spec.target_ms
+        self.cal, self.target = cal, target
         if self.run is not None:
-            self.due = self._deadline()
+            self.due = self._deadline(at)
 
     def left(self, at: int) -> int:
         """Business ms left before the deadline at ``at`` (negative: past it)."""
-        used = self.used
-        if self.run is not None and at > self.run:
-            used += self.elapsed(self.run, at)
-        return self.target - used
+        run = self.run
+        if run is not None and at > run:
+            return self.target - self.used - self.cal.elapsed(run, at)
+        return self.target - self.used
 
     def outcome(self, horizon: int) -> str:
         if self.cancelled:
@@ -361,24 +356,21 @@ class _Spans:
         self.cum, self.cum_end = cum, cum_end
         self.always = len(starts) == 1 and starts[0] <= lo and ends[0] >= self.hi  # open all along (24/7)
 
-    def _before(self, t: int) -> int:
-        """Business ms in ``[lo, t)``."""
-        i = bisect_right(self.ends, t)
-        if i == len(self.ends):
-            return self.cum_end[-1]
-        start = self.starts[i]
-        return self.cum[i] + (t - start if t > start else 0)
-
     def add(self, start: int, business: int) -> int:
         if business <= 0 or not self.lo <= start < self.hi:
             return self.cal.add(start, business) if business > 0 else start
-        if self.always and start + business < self.hi:
+        if self.always:
+            return start + business if start + business < self.hi else self.cal.add(start, business)
+        i = bisect_right(self.ends, start)  # the span holding start, or the next one (start < hi = ends[-1])
+        first = self.starts[i]
+        if first <= start and start + business <= self.ends[i]:  # within the open span: most agent steps
             return start + business
-        target = self._before(start) + business
-        j = bisect_left(self.cum_end, target)
-        if j == len(self.cum_end):
+        cum = self.cum
+        target = cum[i] + (start - first if start > first else 0) + business
+        j = bisect_left(self.cum_end, target, i)
+        if j == len(cum):
             return self.cal.add(start, business)
-        return self.starts[j] + target - self.cum[j]
+        return self.starts[j] + target - cum[j]
 
     def elapsed(self, start: int, end: int) -> int:
         if end <= start:
@@ -387,7 +379,11 @@ class _Spans:
             return self.cal.elapsed(start, end)
         if self.always:
             return end - start
-        return self._before(end) - self._before(start)
+        ends, starts, cum = self.ends, self.starts, self.cum
+        i = bisect_right(ends, start)
+        j = bisect_right(ends, end, i)
+        a, b = starts[i], starts[j]
+        return cum[j] + (end - b if end > b else 0) - cum[i] - (start - a if start > a else 0)
 
     def is_open(self, t: int) -> bool:
         if not self.lo <= t < self.hi:
@@ -434,16 +430,7 @@ class _CasePolicy:
     nr: KpiSpec | None
     waiting_pauses: tuple[bool, bool, bool]
     """Whether status waiting_for_customer pauses first_response, resolution, next_reply (not in default.yaml)."""
-
-
-_TIMESTAMP_SUFFIX: list[str] = []
-
-
-def _suffixes() -> list[str]:
-    """``"SS.mmmZ"`` for every millisecond of a minute (built once)."""
-    if not _TIMESTAMP_SUFFIX:
-        _TIMESTAMP_SUFFIX.extend(f"{ms // 1000:02d}.{ms % 1000:03d}Z" for ms in range(MINUTE))
-    return _TIMESTAMP_SUFFIX
+    any_waiting_pause: bool = False
 
 
 class Simulation:
@@ -497,6 +484,12 @@ class Simulation:
                     continue
                 yield event
 
+    def run(self) -> SimulationStats:
+        """Generate everything without keeping it (for the truth and the statistics alone)."""
+        for _ in self.chunks():
+            pass
+        return self.stats
+
     def write(self, out: IO[str]) -> int:
         """Write every line to ``out`` in large chunks; return the number of lines."""
         written = 0
@@ -524,8 +517,6 @@ class Simulation:
         cal = self.policies.calendars.get(name)
         if cal is not None:
             return cal
-        from streams.calendar import preset  # noqa: PLC0415 - only for policy files without the calendar
-
         return preset(fallback_preset, self.config.timezone)
 
     def spans(self, cal: BusinessCalendar) -> _Spans:
@@ -548,7 +539,7 @@ class Simulation:
             spec is not None and spec.pause.holds("status_changed", "case", waiting) for spec in (fr, res, nr)
         )
         cal = self.spans(first.calendar)
-        return _CasePolicy(policy, cal, cal.name, fr, res, nr, (pauses[0], pauses[1], pauses[2]))
+        return _CasePolicy(policy, cal, cal.name, fr, res, nr, (pauses[0], pauses[1], pauses[2]), any(pauses))
 
 
 class _Generator:
@@ -565,12 +556,11 @@ class _Generator:
         self.truth.clear()
         self.stats = sim.stats = SimulationStats()
         self.buckets: dict[int, tuple[list[int], list[str]]] = {}
+        """Per hour of delivery: sort keys (offset in the hour << 24 | index) and the lines."""
         self.pending_chunks: list[list[str]] = []
         self.clocks: list[_Clock] = []
-        self.flushed = -(2**62)
         self.sequence = 0
         self.minutes: dict[int, str] = {}
-        self.suffix = _suffixes()
         self.faulty = bool(cfg.late_share or cfg.duplicate_share or cfg.malformed_share or cfg.skew_ms)
         self.skew = {source: int(cfg.skew_ms.get(source, 0)) for source in SKEW_SOURCES}
         self.tiers = _cumulative(cfg.tier_mix)
@@ -589,6 +579,8 @@ class _Generator:
         )
         self.other_specs = self._other_specs()
         self.office = sim._office
+        self.spec_spans: dict[int, _Spans] = {}
+        self.around_the_clock = sim.spans(preset("24/7"))
 
     def tiers_shares(self) -> list[tuple[str, float]]:
         total = sum(self.cfg.tier_mix.values())
@@ -662,10 +654,9 @@ class _Generator:
         for b in due:
             keys, lines = buckets.pop(b)
             keys.sort()
-            chunk = [lines[k & _INDEX_MASK] for k in keys]
+            chunk = list(map(lines.__getitem__, map(_INDEX_MASK.__and__, keys)))
             self.pending_chunks.append(chunk)
-            stats = self.stats
-            stats.lines += len(chunk)
+            self.stats.lines += len(chunk)
 
     def put(self, delivery: int, line: str) -> None:
         b = delivery // _BUCKET
@@ -677,11 +668,11 @@ class _Generator:
         lines.append(line)
 
     def timestamp(self, t: int) -> str:
-        minute, ms = divmod(t, MINUTE)
+        minute = t // MINUTE
         prefix = self.minutes.get(minute)
         if prefix is None:
             prefix = self.minute_prefix(minute)
-        return prefix + self.suffix[ms]
+        return f"{prefix}{_SS[(t // 1000) % 60]}{_MMM[t % 1000]}"
 
     def minute_prefix(self, minute: int) -> str:
         """``"2026-03-02T09:15:"`` of a UTC minute (cached)."""
@@ -713,7 +704,7 @@ class _Generator:
             prefix = self.minute_prefix(minute)
         line = (
             f'{rec.head}{_SEQ[n] if n < 1000 else n}{rec.mid}{kind}","occurred_at":"{prefix}'
-            f'{self.suffix[t - minute * MINUTE]}","attributes":{{{rec.state},"status":"{status}"{extra}}}}}\n'
+            f'{_SS[(t // 1000) % 60]}{_MMM[t % 1000]}","attributes":{{{rec.state},"status":"{status}"{extra}}}}}\n'
         )
         b = t // _BUCKET
         bucket = self.buckets.get(b)
@@ -762,33 +753,32 @@ class _Generator:
             stats.duplicates += 1
 
     def clock(self, spec: KpiSpec | None, at: int, rid: str, instance: int = 0) -> _Clock:
-        if spec is None:
-            return _Clock(None, None, at, None)
-        clock = _Clock(spec, self.sim.spans(spec.calendar), at, (rid, spec.name, instance))
+        if spec is None:  # not in this policy file: place the events as if it were one hour on 24/7
+            return _Clock(HOUR, self.around_the_clock, at, None)
+        cal = self.spec_spans.get(id(spec))
+        if cal is None:
+            cal = self.spec_spans[id(spec)] = self.sim.spans(spec.calendar)
+        clock = _Clock(spec.target_ms, cal, at, (rid, spec.name, instance))
         self.clocks.append(clock)
         return clock
-
-    def settle(self) -> None:
-        """Record the truth of the clocks of the record just generated."""
-        horizon, truth = self.horizon, self.truth
-        for clock in self.clocks:
-            assert clock.key is not None
-            truth[clock.key] = clock.outcome(horizon)
-        self.clocks = []
 
     def new_record(self, prefix: str, entity: str, attrs: dict[str, str], status: str, channel: str = "crm") -> _Record:
         self.sequence += 1
         self.stats.records[entity] += 1
         return _Record(f"{prefix}-{self.sequence:07d}", entity, attrs, status, channel)
 
-    def generate(self, flow: Callable[[], None]) -> None:
+    def generate(self, flow: Callable[..., None], *args: Any) -> None:
+        """Run one record's ``flow(*args)`` up to the horizon, then record the truth of its clocks."""
         saved = self.clocks
-        self.clocks = []
-        try:
-            flow()
+        clocks: list[_Clock] = []
+        self.clocks = clocks
+        try:  # noqa: SIM105 - contextlib.suppress costs more, once per record
+            flow(*args)
         except _Cut:
             pass
-        self.settle()
+        horizon, truth = self.horizon, self.truth
+        for clock in clocks:
+            truth[clock.key] = clock.outcome(horizon)  # type: ignore[index] # only clocks with a key are listed
         self.clocks = saved
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -796,12 +786,9 @@ class _Generator:
     def uniform(self, low: float, high: float) -> int:
         return int(low + self.r() * (high - low))
 
-    def pick(self, table: list[tuple[str, float]]) -> str:
-        x = self.r()
-        for name, bound in table:
-            if x < bound:
-                return name
-        return table[-1][0]
+    def pick(self, table: tuple[list[str], list[float]]) -> str:
+        names, bounds = table
+        return names[bisect_right(bounds, self.r())]
 
     def agent(self, queue: str, team: str) -> str:
         return f"ag-{queue}-{team}-{int(self.r() * self.cfg.agents_per_team) + 1:02d}"
@@ -819,21 +806,26 @@ class _Generator:
         return found
 
     def met_at(self, clock: _Clock, at: int, low: float = 0.1, high: float = 0.9) -> int:
-        """An instant after ``at`` when ``clock`` has used a random share of what it has left (meets the target).
-
-        If nothing is left (earlier steps ran late), a few business minutes after ``at``.
-        """
-        left = clock.left(at)
+        """An instant after ``at`` by which ``clock`` has used a random share (``low`` to ``high``) of its budget
+        (meets the target); a few business minutes after ``at`` if the earlier steps left nothing."""
+        share = low + self.r() * (high - low)
+        run = clock.run
+        if run is not None and clock.target > clock.used:  # the share of the budget left when the clock ran again
+            instant = clock.cal.add(run, int((clock.target - clock.used) * share) or 1)
+            if instant > at:
+                return instant
+        left = clock.left(at)  # the share of what is left at ``at``
         if left <= 0:
-            return clock.add(at, self.uniform(MINUTE, 30 * MINUTE))
-        return clock.add(max(at, clock.run or at), max(1, int(left * (low + self.r() * (high - low)))))
+            return clock.cal.add(at, MINUTE + int(share * 29 * MINUTE))
+        return clock.cal.add(at, int(left * share) or 1)
 
     def late_at(self, clock: _Clock, at: int) -> int:
         """An instant after both ``at`` and the clock's deadline (misses the target)."""
         base = clock.due if clock.run is not None and clock.due > at else at
-        return clock.add(base, max(MINUTE, int(clock.target * (0.05 + self.r() * 0.6))))
+        return clock.cal.add(base, max(MINUTE, int(clock.target * (0.05 + self.r() * 0.6))))
 
     def outcome_at(self, clock: _Clock, at: int, breach: bool, low: float = 0.1, high: float = 0.9) -> int:
+        """``late_at`` if ``breach``, else ``met_at``."""
         return self.late_at(clock, at) if breach else self.met_at(clock, at, low, high)
 
     # -- arrivals ------------------------------------------------------------------------------------------
@@ -849,30 +841,29 @@ class _Generator:
             merge_into = case_id
         channel = self.pick(self.channels)
         if r() < cfg.field_service_share:
-            self.generate(lambda: self.field_case(at, tier, customer, channel))
+            self.generate(self.field_case, at, tier, customer, channel)
             return
         priority = "high" if r() < cfg.high_priority_share else "low" if r() < 0.2 else "normal"
         category = "new_purchase" if r() < cfg.new_purchase_share else cfg.queues[int(r() * len(cfg.queues))]
-        policy = self.policy_for(tier, priority, category)
-        if channel == "phone" and not policy.cal.is_open(at):
+        if channel == "phone" and not self.policy_for(tier, "normal", "billing").cal.is_open(at):
             channel = "email" if r() < 0.6 else "web"  # the phone lines of this tier are closed
         if channel == "phone":
             queue = "sales" if category == "new_purchase" else category
             answered_at: list[int] = []
-            self.generate(lambda: self.inbound_call(at, tier, customer, queue, answered_at))
+            self.generate(self.inbound_call, at, tier, customer, queue, answered_at)
             if not answered_at:
                 return
             at = answered_at[0] + self.uniform(SECOND, 20 * SECOND)
-        self.generate(lambda: self.case(at, tier, customer, channel, priority, category, merge_into=merge_into))
+        self.generate(self.case, at, tier, customer, channel, priority, category, merge_into)
 
     def other(self, at: int) -> None:
         kind = self.pick(_OTHER_TABLE)
         flow = {"lead": self.lead, "order": self.order, "invoice": self.invoice, "email": self.email_activity}[kind]
-        self.generate(lambda: flow(at))
+        self.generate(flow, at)
 
     # -- cases ---------------------------------------------------------------------------------------------
 
-    def case(self, t0: int, tier: str, customer: str, channel: str, priority: str, category: str, *,
+    def case(self, t0: int, tier: str, customer: str, channel: str, priority: str, category: str,
              merge_into: str | None = None, parent_id: str | None = None) -> None:  # fmt: skip
         cfg, r = self.cfg, self.r
         pol = self.policy_for(tier, priority, category)
@@ -927,20 +918,20 @@ class _Generator:
             if new_pol is not pol:
                 for clock, spec in ((fr, new_pol.fr), (res, new_pol.res)):
                     if spec is not None:
-                        clock.retarget(p, spec, self.sim.spans(spec.calendar))
+                        clock.retarget(p, spec.target_ms, self.sim.spans(spec.calendar))
                 pol, cal, team = new_pol, new_pol.cal, new_pol.team
             t = p
         respond_at = self.outcome_at(fr, t, fr_breach)
         if r() < cfg.reassign_share:  # moved to another queue before anybody answered
-            span = fr.elapsed(t, respond_at)
+            span = fr.cal.elapsed(t, respond_at)
             if span > 2 * MINUTE:
-                moved = fr.add(t, int(span * (0.2 + r() * 0.4)))
+                moved = fr.cal.add(t, int(span * (0.2 + r() * 0.4)))
                 queue = cfg.queues[int(r() * len(cfg.queues))]
                 rec.set(queue=queue, owner=self.agent(queue, team), supervisor=f"sv-{queue}-{team}")
                 t = self.emit(rec, moved, "assigned", "assigned")
         if fr_breach:
             # At the deadline the supervisor takes the case over (the VIP escalation: reassign to the supervisor).
-            escalated = fr.add(fr.due, self.uniform(MINUTE, 15 * MINUTE)) if fr.due > t else t + MINUTE
+            escalated = fr.cal.add(fr.due, self.uniform(MINUTE, 15 * MINUTE)) if fr.due > t else t + MINUTE
             if escalated < respond_at:
                 rec.set(owner=rec.attrs["supervisor"])
                 t = self.emit(rec, escalated, "assigned", "assigned")
@@ -951,22 +942,24 @@ class _Generator:
         if r() < cfg.split_share:  # several technicians: one field-service child case each
             for _ in range(2 + int(r() * 2)):
                 child_at = cal.add(t, self.uniform(5 * MINUTE, 60 * MINUTE))
-                self.generate(partial(self.field_case, child_at, tier, customer, channel, rid))
+                self.generate(self.field_case, child_at, tier, customer, channel, rid)
         nr: _Clock | None = None
         nr_instance = -1
         rounds = _rounds(r())
+        left = max(res.left(t), HOUR)  # the customer's replies take a share of what is left for the resolution
         for _ in range(rounds):
-            left = max(res.left(t), HOUR)
             t = self.emit(rec, cal.add(t, self.uniform(MINUTE, 20 * MINUTE)), "status_changed",
                           "waiting_for_customer")  # fmt: skip
-            self.pause_for_waiting(pol, t, fr, res, nr)
+            if pol.any_waiting_pause:
+                self.pause_for_waiting(pol, t, fr, res, nr)
             t = self.emit(rec, cal.add(t, int(left * (0.02 + r() * 0.1))), "email_received", None,
                           ',"direction":"inbound"')  # fmt: skip
             if pol.nr is not None and (nr is None or nr.ended):
                 nr_instance += 1
                 nr = self.clock(pol.nr, t, rid, nr_instance)
             t = self.emit(rec, t + self.uniform(SECOND, MINUTE), "status_changed", "in_progress")
-            self.resume_after_waiting(pol, t, fr, res, nr)
+            if pol.any_waiting_pause:
+                self.resume_after_waiting(pol, t, fr, res, nr)
             if nr is not None and not nr.ended:
                 reply = self.outcome_at(nr, t, r() < cfg.breach_share)
             else:
@@ -1103,12 +1096,15 @@ class _Generator:
             wait_s = self.uniform(2, 90)
             t = self.emit(rec, t0 + wait_s * SECOND + self.uniform(0, 999), "call_abandoned", "abandoned",
                           f',"wait_seconds":"{wait_s}"')  # fmt: skip
-            if wait_s < 5:  # short abandons do not count against the queue
-                answer.cancel(t)
+            spec = self.other_specs["phone_call/answer"]
+            if spec is not None and spec.cancel.holds(
+                "call_abandoned", "phone_call", {**attrs, "wait_seconds": str(wait_s)}
+            ):
+                answer.cancel(t)  # short abandons do not count against the queue
             callback = self.clock(self.other_specs["phone_call/callback"], t, rid)
             back = self.outcome_at(callback, t, r() < cfg.breach_share)
-            self.emit(rec, back, "callback_completed", "called_back", f',"handle_seconds":"{self.uniform(60, 600)}"')
-            callback.stop(back)
+            extra = f',"handle_seconds":"{self.uniform(60, 600)}"'
+            callback.stop(self.emit(rec, back, "callback_completed", "called_back", extra))
             return
         wait_s = self.uniform(limit_s + 1, 6 * limit_s) if r() < cfg.breach_share else self.uniform(1, limit_s)
         owner = self.agent(queue, self.policy_for(tier, "normal", "billing").team)
@@ -1159,7 +1155,7 @@ class _Generator:
             return
         breach = r() < cfg.breach_share
         if r() < 0.2:  # on hold, waiting for payment or stock: the shipment clock pauses
-            t = self.emit(rec, ship.add(t, self.uniform(10 * MINUTE, 4 * HOUR)), "status_changed", "on_hold")
+            t = self.emit(rec, ship.cal.add(t, self.uniform(10 * MINUTE, 4 * HOUR)), "status_changed", "on_hold")
             ship.pause(t)
             t = self.emit(rec, office.open_at(t + self.uniform(2 * HOUR, 72 * HOUR)), "status_changed", "picking")
             ship.resume(t)
@@ -1208,23 +1204,26 @@ class _Generator:
         answer.stop(t)
 
 
-_OTHER_TABLE: Final = [(name, sum(s for _, s in OTHER_ENTITIES[: i + 1])) for i, (name, _) in enumerate(OTHER_ENTITIES)]
-
-
 def _rounds(x: float) -> int:
     """E-mail rounds with the customer while the case is worked on: 0 (40 %), 1 (35 %), 2 (15 %), 3 (10 %)."""
     return 0 if x < 0.4 else 1 if x < 0.75 else 2 if x < 0.9 else 3
 
 
-def _cumulative(mix: Mapping[str, float]) -> list[tuple[str, float]]:
+def _cumulative(mix: Mapping[str, float]) -> tuple[list[str], list[float]]:
+    """Names and the upper bounds of their shares in ``[0, 1)``, for :meth:`_Generator.pick`."""
     total = sum(mix.values())
-    out: list[tuple[str, float]] = []
+    names: list[str] = []
+    bounds: list[float] = []
     running = 0.0
     for name, share in mix.items():
         running += share / total
-        out.append((name, running))
-    out[-1] = (out[-1][0], 1.0)
-    return out
+        names.append(name)
+        bounds.append(running)
+    bounds[-1] = 2.0  # whatever rounding did, the last name takes the rest
+    return names, bounds
+
+
+_OTHER_TABLE: Final = _cumulative(dict(OTHER_ENTITIES))
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -1297,12 +1296,13 @@ def _skew(text: str) -> dict[str, int]:
     skew: dict[str, int] = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
+        value = value.strip()
         ms = _duration_ms(value.lstrip("+-")) if sep else None
         if ms is None or name.strip() not in SKEW_SOURCES:
             raise argparse.ArgumentTypeError(
                 f"expected SOURCE=MS,... with sources {', '.join(SKEW_SOURCES)} (phone=-2000,email=1500), got {text!r}"
             )
-        skew[name.strip()] = -ms if value.strip().startswith("-") else ms
+        skew[name.strip()] = -ms if value.startswith("-") else ms
     return skew
 
 
@@ -1468,6 +1468,7 @@ def summary(sim: Simulation, elapsed_s: float) -> str:
         f"{format_instant_ms(sim.config.start_ms)} to {format_instant_ms(sim.horizon_ms)} in {elapsed_s:.2f} s "
         f"({stats.lines / max(elapsed_s, 1e-9):,.0f} lines/s)",
         f"  records: {records}",
+        f"  the truth holds at {format_instant_ms(sim.horizon_ms)}: replay with --until {sim.horizon_ms} to compare",
     ]
     if stats.late or stats.duplicates or stats.malformed:
         lines.append(f"  faults: {stats.late:,} late, {stats.duplicates:,} duplicates, {stats.malformed:,} malformed")

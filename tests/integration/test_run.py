@@ -53,7 +53,7 @@ def test_run_prints_warnings_and_breaches_and_records_them_in_clickhouse(tmp_pat
     assert any(" WARNING " in line for line in printed) and any(" BREACH " in line for line in printed), out
     held = int(re.search(r"sla_alerts holds (\d+) alerts", out).group(1))  # type: ignore[union-attr]
     assert held >= len(printed)
-    assert re.search(r"BREACH\s+tier=\w+\s+\d+ alerts, mean elapsed at threshold", out)
+    assert re.search(r"BREACH\s+\w+\s+\d+ alerts, mean business time used", out)
     assert all(gone(pid) for pid in pids(out))
 
 

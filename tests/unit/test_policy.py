@@ -19,7 +19,6 @@ from streams.policy import (
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "deploy" / "policies" / "default.yaml"
-DEMO = ROOT / "deploy" / "policies" / "demo.yaml"
 S, M, H = 1000, 60_000, 3_600_000
 
 
@@ -178,16 +177,6 @@ def test_shipped_files_load() -> None:
     entity_types |= {"quote", "order", "invoice"}
     for entity_type in entity_types:
         assert default.select(entity_type, {"direction": "inbound"}) is not None, entity_type
-
-    demo = load_policies(DEMO)
-    assert demo.version == "demo-1"
-    assert [p.name for p in demo.policies] == ["vip", "premium", "standard"]
-    targets = [(p.kpis[0].target_ms, p.kpis[0].warning_ms) for p in demo.policies]
-    assert targets == [(12 * S, 6 * S), (20 * S, 10 * S), (30 * S, 22_500)]
-    assert all(
-        p.kpis[0].calendar.hours == preset("24/7").hours and p.kpis[0].calendar.timezone == "UTC" for p in demo.policies
-    )
-    assert (demo.allowed_lateness_ms, demo.max_lateness_ms) == (0, H)
 
 
 def test_default_tiers_match_the_product_brief() -> None:
