@@ -26,6 +26,8 @@ from typing import Any
 
 from agents.runtime import tune_gc
 from agents.settings import DEFAULT_POLICIES
+from agents.simulate import add_bench_command as add_simulate_bench
+from agents.simulate import bench_simulate
 from streams.core import RecordState, SlaCore
 from streams.deadlines import DeadlineIndex
 from streams.events import RecordEvent
@@ -193,6 +195,7 @@ GOALS: tuple[tuple[str, str, str, float, str], ...] = (
      GOAL_BYTES_PER_OPEN_CASE, "max"),
     ("core", "bytes_per_open_case", "memory per open case on the mixed workload, bytes", GOAL_BYTES_PER_OPEN_CASE,
      "max"),
+    ("simulate", "events_per_second", "simulator events per second to a file on one core", 200_000, "min"),
 )  # fmt: skip
 """Every goal the report checks: which benchmark's figure, and whether it is a floor or a ceiling."""
 
@@ -226,6 +229,7 @@ def add_command(commands: Any) -> None:
     core.add_argument("--cases", type=int, default=Workload.cases, help="cases opened (default %(default)s)")
     core.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy file (default: shipped)")
     core.set_defaults(func=_cmd_core)
+    add_simulate_bench(which)
     every = which.add_parser("all", help="every benchmark; write one JSON report (make bench)")
     every.add_argument("--out", type=Path, default=Path("bench") / "results.json", help="report path")
     every.set_defaults(func=_cmd_all)
@@ -250,5 +254,5 @@ def _cmd_all(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS: dict[str, Any] = {"core": lambda: bench_core(Workload())}
+BENCHMARKS: dict[str, Any] = {"core": lambda: bench_core(Workload()), "simulate": bench_simulate}
 """What ``bench all`` runs, in order."""

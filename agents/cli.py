@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents import bench, produce, replay
+from agents import bench, produce, replay, simulate
 from agents.runtime import tune_gc
 from agents.settings import Settings
 from deploy.kafka.broker import BrokerError
@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay.add_command(commands)
     produce.add_command(commands)
+    simulate.add_command(commands)
     bench.add_command(commands)
 
     kafka = commands.add_parser("kafka", help="start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)")
