@@ -475,10 +475,8 @@ class SlaCore:
         if state.pending and state.pending[-1].occurred_at_ms < horizon:
             state.pending = None
             state.checkpoint = None
-        if state.revisions and state.pending is None and not state.live.timeline:
-            # A revoked output can still happen for real while its KPI runs: keep its revision until then.
-            if not any(clock.is_open for clock in state.live.clocks):
-                state.revisions = None
+        # ``revisions`` is kept for good: a revoked output can happen for real later (a reopen), and must then
+        # come out above its revocation. Only records that were ever corrected carry it.
 
     # -- outputs -----------------------------------------------------------------------------------
 

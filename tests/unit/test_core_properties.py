@@ -494,7 +494,7 @@ WARNING_REFIRED_REFOLDED = Case(0, (
     Tick(FINAL),
 ))  # fmt: skip
 
-# Fixed after 6ca0cfb (revisions kept while a clock is open). Max lateness 1 d. field_service repair (1 d on 24/5,
+# Fixed in f56ebd3 (revisions kept while a clock is open). Max lateness 1 d. field_service repair (1 d on 24/5,
 # warning at 12 h) started Thursday 06:00; the tick of Friday 06:00 emits its WARNING and BREACH. The pause of
 # Thursday 06:15 arrives late and revokes both (revision 1). The tick of Friday 06:30 compacts the record (its
 # events are over a day old), which forgot the revisions. The resume of Thursday 06:30:00.001 then arrives, still
@@ -541,10 +541,6 @@ RETROACTIVE_TOO_EARLY = (
     "core bug: the past outputs of a retroactive start are emitted when its start event arrives, though an "
     "in-time event that sorts before it (same instant, smaller id; or earlier, within allowed lateness) can still "
     "change them"
-)
-REVISIONS_FORGOTTEN = (
-    "core bug: compaction drops the revision numbers once no clock is open, but a reopen can still make a revoked "
-    "alert happen for real: it is emitted with revision 0, below the revocation"
 )
 
 
@@ -609,7 +605,6 @@ def test_duplicates_change_no_output(data: st.DataObject, arrival: Arrival) -> N
 # --- 4: final outcomes do not depend on the order of arrival within max_lateness -----------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REVISIONS_FORGOTTEN)
 @SETTINGS
 @given(cases("anyhow"))
 @example(REVISIONS_COMPACTED_REOPENED)
@@ -617,15 +612,6 @@ def test_final_outcomes_do_not_depend_on_the_order_of_arrival(case: Case) -> Non
     result, truth = run(case), canonical_run(case.core, case.events)
     assert outcomes(result) == outcomes(truth)
     assert net_alerts(result) == net_alerts(truth)
-
-
-@SETTINGS
-@given(cases("anyhow"))
-def test_final_outcomes_do_not_depend_on_the_order_of_arrival_known_bugs_aside(case: Case) -> None:
-    result, truth = run(case), canonical_run(case.core, case.events)
-    assert outcomes(result) == outcomes(truth)
-    if case.max_ms > SPAN:  # REVISIONS_FORGOTTEN aside: nothing is compacted before the final tick
-        assert net_alerts(result) == net_alerts(truth)
 
 
 def test_a_revoked_alert_that_happens_after_compaction_is_emitted_above_its_revocation() -> None:
@@ -761,30 +747,22 @@ def test_a_record_id_with_a_slash_survives_a_snapshot() -> None:
 # --- 7: emission -------------------------------------------------------------------------------------------------
 
 
-def check_emissions(case: Case, *, once: bool = True) -> None:
+def check_emissions(case: Case) -> None:
     """No output before its time; no (output id, revision) twice."""
     seen: set[tuple[str, int]] = set()
     for output, watermark in run(case).emissions:
         assert output.at_ms + case.allowed_ms <= watermark, output
-        if once:
-            assert (output.output_id, output.revision) not in seen, output
+        assert (output.output_id, output.revision) not in seen, output
         seen.add((output.output_id, output.revision))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=REVISIONS_FORGOTTEN)
 @SETTINGS
 @given(cases("anyhow"))
 @example(REVISIONS_COMPACTED_REOPENED)
-def test_outputs_are_emitted_once_and_never_early(case: Case) -> None:
-    check_emissions(case)
-
-
-@SETTINGS
-@given(cases("anyhow"))
 @example(BREACH_TWICE)
 @example(WARNING_REFIRED)
-def test_outputs_are_emitted_once_and_never_early_known_bugs_aside(case: Case) -> None:
-    check_emissions(case, once=case.max_ms > SPAN)  # REVISIONS_FORGOTTEN aside
+def test_outputs_are_emitted_once_and_never_early(case: Case) -> None:
+    check_emissions(case)
 
 
 # --- the driver's two ways of advancing agree ----------------------------------------------------------------------
