@@ -65,7 +65,8 @@ def encode_tick(at_ms: int, source: str) -> bytes:
 
 
 async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Event, feed: DemoFeed) -> int:
-    """Produce the simulated events and clock ticks in accelerated time until ``stop`` is set; return events sent."""
+    """Produce the simulated events and clock ticks in accelerated time until ``stop`` is set or the simulation
+    ends; return the events sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     origin_ms = feed.config.start_ms
@@ -78,7 +79,7 @@ async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Ev
 
     try:
         for event in Simulation(feed.config).events():
-            due = wall0 + (event.occurred_at_ms - origin_ms) / 1000 / feed.speed
+            due = wall0 + max(event.occurred_at_ms - origin_ms, 0) / 1000 / feed.speed
             while True:
                 now = time.monotonic()
                 if now >= next_tick:

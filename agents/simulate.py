@@ -32,11 +32,13 @@ by integer keys and written in large chunks (the goal: 200,000 events per second
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import math
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -1405,6 +1407,19 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.add_argument("--out", default=None, metavar="FILE.jsonl", help="events file (default: stdout)")
     parser.add_argument("--truth", default=None, metavar="FILE.jsonl", help="write the ground truth here")
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    parser.add_argument(
+        "--kafka", action="store_true", help="send the events to the input topic as Avro instead of writing lines"
+    )
+    parser.add_argument("--bootstrap", dest="kafka_bootstrap", help="with --kafka: brokers [KAFKA_BOOTSTRAP]")
+    parser.add_argument("--topic-prefix", help="with --kafka: prefix of the topic names [SLAFLOW_TOPIC_PREFIX]")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="with --kafka: simulated seconds per wall second (1: real time, 60: an hour a minute), writing the "
+        "simulated time as clock ticks (run the worker with SLAFLOW_TICK_INTERVAL=0); 0: as fast as possible "
+        "(default)",
+    )
     parser.set_defaults(func=cmd_simulate)
 
 
@@ -1433,6 +1448,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     """Run ``slaflow simulate``; return the exit code (2: bad configuration or file, 1: output closed)."""
     config = config_from_args(args)
     sim = Simulation(config)  # ConfigError / PolicyError: the CLI reports them (exit 2)
+    if args.kafka:
+        return _to_kafka(args, sim)
     started = time.perf_counter()
     try:
         with contextlib.ExitStack() as stack:
@@ -1456,6 +1473,42 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             return 2
     if not args.quiet:
         print(summary(sim, elapsed), file=sys.stderr)
+    return 0
+
+
+def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
+    """``--kafka``: produce the events (paced with clock ticks when ``--speed`` is given); the truth as usual."""
+    from agents.feed import DemoFeed, run_feed  # noqa: PLC0415 - the feed imports this module
+    from agents.produce import produce  # noqa: PLC0415
+    from agents.settings import Settings  # noqa: PLC0415
+    from agents.topics import TopicNames, ensure_topics  # noqa: PLC0415
+
+    settings = Settings.from_env().replace(kafka_bootstrap=args.kafka_bootstrap, topic_prefix=args.topic_prefix)
+    if not settings.kafka_bootstrap:
+        print("slaflow simulate: error: --kafka needs a broker: set KAFKA_BOOTSTRAP or --bootstrap", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+
+    async def paced() -> int:
+        await ensure_topics(settings)
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        topic = TopicNames(settings.topic_prefix).case_events
+        return await run_feed(settings.kafka_bootstrap, topic, settings.partitions, stop,
+                              DemoFeed(speed=args.speed, config=sim.config))  # fmt: skip
+
+    sent = asyncio.run(paced() if args.speed > 0 else produce(settings, sim.events()))
+    if args.truth is not None:
+        truth_of = sim
+        if args.speed > 0:  # the paced feed ran its own copy of the simulation: run one to the end for the truth
+            truth_of = Simulation(sim.config)
+            truth_of.run()
+        with open(args.truth, "w", encoding="utf-8") as truth:
+            truth_of.write_truth(truth)
+    if not args.quiet:
+        print(f"slaflow simulate: sent {sent:,} events to {TopicNames(settings.topic_prefix).case_events} in "
+              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
     return 0
 
 
