@@ -223,11 +223,8 @@ class SlaCore:
         if (
             live.last_at is None or event.occurred_at_ms > live.last_at
         ) and event.occurred_at_ms > state.emitted_until_ms:
-            created, crossed = self._fold(state.record_id, live, event)
-            # Thresholds crossed before the event were emitted while virtual; a retroactive start can create
-            # outputs before the emission mark that were never emitted.
-            outputs = [o for o in created[crossed:] if o.at_ms <= state.emitted_until_ms]
-            outputs += self._emit(state, now_ms)
+            self._fold(state.record_id, live, event)
+            outputs = self._emit(state, now_ms)
         else:
             outputs = self._refold(state, event, now_ms)
         self._compact(state)
@@ -242,7 +239,7 @@ class SlaCore:
 
     def next_due_ms(self, state: RecordState) -> int | None:
         """The watermark at which :meth:`advance` has something to do for this record, or ``None``."""
-        dues = [o.at_ms for o in state.live.timeline if o.at_ms > state.emitted_until_ms]
+        dues = [o.visible_ms for o in state.live.timeline if o.visible_ms > state.emitted_until_ms]
         for clock in state.live.clocks:
             instant = clock.first_after(state.emitted_until_ms)
             if instant is not None:
@@ -270,11 +267,8 @@ class SlaCore:
 
     # -- folding --------------------------------------------------------------------------------
 
-    def _fold(self, record_id: str, live: Folded, event: RecordEvent) -> tuple[list[Output], int]:
-        """Apply one event in canonical order; append its outputs to the timeline.
-
-        Returns the outputs and how many of them (first) are thresholds crossed before the event.
-        """
+    def _fold(self, record_id: str, live: Folded, event: RecordEvent) -> None:
+        """Apply one event in canonical order; append its outputs (and the thresholds it crosses) to the timeline."""
         at = event.occurred_at_ms
         out: list[Output] = []
         crossed = []
@@ -297,7 +291,7 @@ class SlaCore:
             live.merged = True
         if live.merged:
             live.timeline += tuple(out)
-            return out, len(crossed)
+            return
         if reselect:
             live.policy, live.selected = self.policies.select(entity, attributes), True
         selected: dict[str, Policy | None] = {self.policies.version: live.policy}
@@ -339,7 +333,6 @@ class SlaCore:
             out.extend(self._start_matching(record_id, live, live.policy, kind, at))
         if out:
             live.timeline += tuple(out)
-        return out, len(crossed)
 
     def _start_matching(self, record_id: str, live: Folded, policy: Policy, kind: str, at: int) -> list[Output]:
         out: list[Output] = []
@@ -367,7 +360,8 @@ class SlaCore:
                             actions=spec.on_start)]  # fmt: skip
         for instant, kind, level in clock.cross_until(at):
             out.append(self._threshold_output(record_id, live, clock, instant, kind, level))
-        return out
+        # A retroactive start reveals outputs in the past: they are released, and ordered, at the event's instant.
+        return [o if o.at_ms >= at else replace(o, visible_at_ms=at) for o in out]
 
     def _retarget(self, record_id: str, live: Folded, clock: KpiClock, at: int,
                   selected: dict[str, Policy | None]) -> list[Output]:  # fmt: skip
@@ -389,14 +383,14 @@ class SlaCore:
     # -- emission, corrections, compaction ---------------------------------------------------------
 
     def _truth(self, state: RecordState, live: Folded, start_ms: int, until_ms: int) -> list[Output]:
-        """Every output of ``live`` with ``start_ms <= at_ms <= until_ms``, in order."""
-        outputs = [o for o in live.timeline if start_ms <= o.at_ms <= until_ms]
+        """Every output of ``live`` released between ``start_ms`` and ``until_ms`` (``visible_ms``), in order."""
+        outputs = [o for o in live.timeline if start_ms <= o.visible_ms <= until_ms]
         virtual = []
         for clock in live.clocks:
             for instant, kind, level in clock.upcoming(until_ms):
                 if instant >= start_ms:
                     virtual.append(self._threshold_output(state.record_id, live, clock, instant, kind, level))
-        outputs.sort(key=lambda o: o.at_ms)  # stable: the timeline's order within one instant
+        outputs.sort(key=lambda o: o.visible_ms)  # stable: the timeline's order within one instant
         virtual.sort(key=lambda o: o.at_ms)
         return _merge_by_instant(outputs, virtual)
 
@@ -416,7 +410,7 @@ class SlaCore:
         outputs = self._truth(state, state.live, state.emitted_until_ms + 1, until)
         state.emitted_until_ms = until
         if state.live.timeline:  # drop what is emitted: a re-fold regenerates it if it needs it
-            state.live.timeline = tuple(o for o in state.live.timeline if o.at_ms > until)
+            state.live.timeline = tuple(o for o in state.live.timeline if o.visible_ms > until)
         return [self._revised(state, o) for o in outputs] if state.revisions else outputs
 
     def _refolded(self, state: RecordState, events: list[RecordEvent]) -> Folded:
@@ -450,7 +444,7 @@ class SlaCore:
                 corrections.append(self._bump(state, output))
         for gone in before.values():
             corrections.append(self._bump(state, replace(gone, revoked=True)))
-        corrections.sort(key=lambda o: o.at_ms)
+        corrections.sort(key=lambda o: o.visible_ms)
         return corrections + self._emit(state, now_ms)
 
     def _bump(self, state: RecordState, output: Output) -> Output:
@@ -557,7 +551,7 @@ def _merge_by_instant(first: list[Output], second: list[Output]) -> list[Output]
     merged: list[Output] = []
     i = j = 0
     while i < len(first) and j < len(second):
-        if second[j].at_ms < first[i].at_ms:
+        if second[j].visible_ms < first[i].visible_ms:
             merged.append(second[j])
             j += 1
         else:

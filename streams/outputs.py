@@ -70,6 +70,14 @@ class Output:
     attributes: Mapping[str, str] = field(default_factory=dict)
     revision: int = 0
     revoked: bool = False
+    visible_at_ms: int | None = None
+    """For an output in the past of the event that revealed it (a retroactive start): that event's instant, at
+    which the output is emitted and ordered; ``None`` otherwise (``at_ms``)."""
+
+    @property
+    def visible_ms(self) -> int:
+        """The instant that orders and releases this output: ``visible_at_ms``, else ``at_ms``."""
+        return self.at_ms if self.visible_at_ms is None else self.visible_at_ms
 
     @property
     def output_id(self) -> str:
@@ -117,6 +125,7 @@ class Output:
             "attributes": dict(self.attributes),
             "revision": self.revision,
             "revoked": self.revoked,
+            "visible_at_ms": self.visible_at_ms,
         }
 
 
@@ -144,4 +153,5 @@ def output_from_json(data: dict[str, Any]) -> Output:
         attributes=data["attributes"],
         revision=data["revision"],
         revoked=data["revoked"],
+        visible_at_ms=data["visible_at_ms"],
     )

@@ -21,8 +21,7 @@ the final tick alone. Properties:
 
 and advancing only the records that ``next_due_ms`` says are due is advancing all of them.
 
-Core bugs found are pinned as scenarios (below the driver): fixed ones as explicit examples (regressions), open
-ones as strict xfails whose pinned example fails every time, each with a companion test that sets the bug aside.
+Core bugs these tests found are pinned as scenarios (below the driver) and run as explicit examples (regressions).
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -235,13 +233,13 @@ def instants(draw: st.DrawFn, low: int = T0, high: int = T0 + SPAN) -> int:
 
 
 @st.composite
-def created_attributes(draw: st.DrawFn, at_ms: int, retroactive: bool) -> dict[str, str]:
+def created_attributes(draw: st.DrawFn, at_ms: int) -> dict[str, str]:
     attributes = {
         "tier": draw(st.sampled_from(["VIP", "Premium", "Standard"])),
         "priority": draw(st.sampled_from(["normal", "high"])),
         "type": draw(st.sampled_from(["support", "field_service"])),
     }
-    if retroactive and draw(st.booleans()):  # reported up to 3 h before the event
+    if draw(st.booleans()):  # a retroactive start: reported up to 3 h before the event
         reported = at_ms - draw(st.one_of(st.integers(0, 3 * H), st.integers(0, 12).map(lambda n: n * GRID)))
         if draw(st.booleans()):
             attributes["reported_at"] = str(reported)
@@ -273,7 +271,7 @@ OTHER_EVENTS = st.sampled_from(
 
 
 @st.composite
-def streams_of_events(draw: st.DrawFn, retroactive: bool = True) -> list[RecordEvent]:
+def streams_of_events(draw: st.DrawFn) -> list[RecordEvent]:
     """Events of 1-3 case records: one ``created`` each (usually the first) and up to 7 others; unique ids."""
     events: list[RecordEvent] = []
     for r in range(1, draw(st.integers(1, 3)) + 1):
@@ -282,7 +280,7 @@ def streams_of_events(draw: st.DrawFn, retroactive: bool = True) -> list[RecordE
         created = 0 if draw(st.integers(0, 3)) else draw(st.integers(0, len(times) - 1))
         for n, at_ms in enumerate(times):
             if n == created:
-                kind, attributes = "created", draw(created_attributes(at_ms, retroactive))
+                kind, attributes = "created", draw(created_attributes(at_ms))
             else:
                 kind, attributes = draw(OTHER_EVENTS)
             events.append(RecordEvent(f"{record}.e{n}", record, "case", kind, at_ms, attributes))
@@ -328,10 +326,10 @@ def schedules(draw: st.DrawFn, events: Sequence[RecordEvent], lateness_ms: int, 
 
 
 @st.composite
-def cases(draw: st.DrawFn, arrival: Arrival, *, retroactive: bool = True) -> Case:
-    """A random scenario on one of ``CORES``; ``retroactive``: some records start their clocks in the past."""
+def cases(draw: st.DrawFn, arrival: Arrival) -> Case:
+    """A random scenario on one of ``CORES``; some records start their clocks in the past (retroactively)."""
     allowed, maximum = draw(st.sampled_from(sorted(CORES)))
-    events = draw(streams_of_events(retroactive))
+    events = draw(streams_of_events())
     steps = draw(schedules(events, maximum if arrival == "anyhow" else allowed, in_order=arrival == "in_order"))
     return Case(allowed, tuple(steps), draw(st.sampled_from(["all", "due"])), maximum)
 
@@ -425,7 +423,7 @@ def outcomes(result: Result) -> dict[str, list[tuple[Any, ...]]]:
     }  # fmt: skip
 
 
-# --- pinned scenarios: core bugs these tests found (regressions once fixed; xfail while open) ----------------------
+# --- pinned scenarios: core bugs these tests found, fixed, kept as regressions -----------------------------------
 
 T = T0  # Thursday 2026-05-07 06:00 Berlin
 
@@ -525,23 +523,17 @@ REVISIONS_COMPACTED_REOPENED = Case(0, (
     Tick(FINAL),
 ), "all", D)  # fmt: skip
 
-# Open. The created event of 06:00 (reported 05:00: a retroactive start) arrives first, in time; the core emits the
+# Fixed: the outputs a retroactive start reveals are released at its event's instant (``visible_at_ms``). The
+# created event of 06:00 (reported 05:00: a retroactive start) arrives first, in time; the core used to emit the
 # resolution KPI_STARTED of 05:00 at once (vip: 1 d). The priority change of 06:00, which sorts before it (same
-# instant, smaller id), arrives next, in time too: the refold corrects the start to high_priority (8 h), revision 1.
-# The canonical run emits only the high_priority start, revision 0. (A change of attributes alone, such as a status,
-# is never corrected: the signature leaves attributes out, so the early output keeps the stale ones.)
+# instant, smaller id), arrives next, in time too: the refold corrected the start to high_priority (8 h), revision 1,
+# where the canonical run emits only the high_priority start, revision 0.
 RETROACTIVE_BEFORE_STRAGGLER = Case(0, (
     Tick(T - 1),
     _event("C-1.e1", "created", T, tier="VIP", reported_at=str(T - H)),
     _event("C-1.e0", "priority_changed", T, priority="high"),
     Tick(FINAL),
 ))  # fmt: skip
-
-RETROACTIVE_TOO_EARLY = (
-    "core bug: the past outputs of a retroactive start are emitted when its start event arrives, though an "
-    "in-time event that sorts before it (same instant, smaller id; or earlier, within allowed lateness) can still "
-    "change them"
-)
 
 
 # --- 1, 2, 3: events that arrive in time give exactly the truth ---------------------------------------------------
@@ -553,20 +545,13 @@ def test_ticks_anywhere_give_the_canonical_outputs(case: Case) -> None:
     assert run(case).json() == canonical_run(case.core, case.events).json()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=RETROACTIVE_TOO_EARLY)
 @SETTINGS
 @given(cases("in_time"))
 @example(RETROACTIVE_BEFORE_STRAGGLER)
-def test_reordering_within_allowed_lateness_gives_the_canonical_outputs(case: Case) -> None:
-    assert run(case).json() == canonical_run(case.core, case.events).json()
-
-
-@SETTINGS
-@given(cases("in_time", retroactive=False))  # RETROACTIVE_TOO_EARLY aside
 @example(RETARGETED_TWICE)
 @example(RETROACTIVE_REFOLDED)
 @example(WARNING_REFIRED_REFOLDED)
-def test_reordering_within_allowed_lateness_gives_the_canonical_outputs_known_bugs_aside(case: Case) -> None:
+def test_reordering_within_allowed_lateness_gives_the_canonical_outputs(case: Case) -> None:
     assert run(case).json() == canonical_run(case.core, case.events).json()
 
 
