@@ -78,10 +78,11 @@ class KpiClock:
 
     def clone(self) -> KpiClock:
         """An independent copy (faster than ``dataclasses.replace``; the fields are immutable values)."""
-        other = KpiClock.__new__(KpiClock)
-        for name in _CLOCK_SLOTS:
-            object.__setattr__(other, name, getattr(self, name))
-        return other
+        return KpiClock(
+            self.spec, self.policy, self.version, self.instance, self.started_at_ms, self.run_start_ms, self.used_ms,
+            self.crossed, self.pauses, self.ended_at_ms, self.cancelled, self.fired, self.reopens, self.retargets,
+            self._next_index, self._next_at,
+        )  # fmt: skip
 
     # -- derived --------------------------------------------------------------------------------
 
@@ -309,6 +310,3 @@ def marks_of(spec: KpiSpec) -> tuple[tuple[int, Threshold, int], ...]:
     result = tuple(marks)
     _MARKS[id(spec)] = (spec, result)
     return result
-
-
-_CLOCK_SLOTS: tuple[str, ...] = KpiClock.__slots__

@@ -22,11 +22,27 @@ from deploy.kafka.broker import LocalKafka, kafka_version
 from sinks.clickhouse import connect
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled core that is older than its sources (run `make setup` to recompile)."""
+    root = Path(__file__).resolve().parent.parent
+    for compiled in (root / "streams").glob("*.so"):
+        source = compiled.with_name(compiled.name.split(".")[0] + ".py")
+        if source.exists() and source.stat().st_mtime > compiled.stat().st_mtime:
+            raise pytest.UsageError(
+                f"{compiled.name} is older than {source.name}: run `make setup` to recompile the core, "
+                "or `make uncompile` to test the pure-Python one"
+            )
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    import streams.core  # noqa: PLC0415 - which build of the core is tested
+
+    core = "compiled (mypyc)" if streams.core.__file__.endswith(".so") else "pure Python"
     where = os.environ.get("KAFKA_BOOTSTRAP")
     if where:
-        return f"kafka: the broker at KAFKA_BOOTSTRAP={where} (not started by the tests)"
-    return f"kafka: Apache Kafka {kafka_version()} (KRaft, single node on 127.0.0.1), started by the fixtures"
+        return [f"kafka: the broker at KAFKA_BOOTSTRAP={where} (not started by the tests)", f"SLA core: {core}"]
+    return [f"kafka: Apache Kafka {kafka_version()} (KRaft, single node on 127.0.0.1), started by the fixtures",
+            f"SLA core: {core}"]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
