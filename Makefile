@@ -26,7 +26,7 @@ $(COMPILE_STAMP): $(COMPILED) deploy/compile_core.py $(PY_STAMP)
 	@mkdir -p build
 	@echo "compiling $(COMPILED) with mypyc ..."
 	@$(BIN)/python deploy/compile_core.py > build/mypyc.log 2>&1 \
-	  && echo "compiled (log: build/mypyc.log)" \
+	  && touch streams/*.so && echo "compiled (log: build/mypyc.log)" \
 	  || { rm -f streams/*.so; echo "note: mypyc failed (build/mypyc.log); the pure-Python core is used"; }
 	@touch $@
 

@@ -19,7 +19,7 @@ from agents.settings import Settings
 from agents.sink import ClickHouseSinkService
 from agents.sla import SlaProcessor, consume
 from agents.topics import TopicNames
-from schemas.codec import INPUT_MESSAGE
+from schemas.codec import encode_tick
 from streams.core import SlaCore
 from streams.errors import ConfigError
 from streams.policy import PolicySet, load_policies
@@ -97,8 +97,7 @@ def create_app(settings: Settings) -> faust.App:
         @app.timer(settings.tick_interval_s, on_leader=True)
         async def ticker() -> None:
             """Write the wall-clock time into every partition of the input topic."""
-            tick = {"at_ms": int(time.time() * 1000), "source": ticker_id}
-            value = INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", tick)})
+            value = encode_tick(int(time.time() * 1000), ticker_id)
             for partition in range(settings.partitions):
                 await events.send(value=value, partition=partition)
 

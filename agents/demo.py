@@ -32,15 +32,12 @@ from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
 from schemas.codec import SLA_ALERT
 from sinks.clickhouse import ClickHouseSink, open_sink
+from streams.policy import format_duration_ms
 
 
-def _duration(ms: int) -> str:
-    """``1h30m``, ``45m``, ``20s``: business time as people read it."""
-    seconds = round(ms / 1000)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
-    return "".join(parts) or "0s"
+def _duration(ms: float) -> str:
+    """``1h30m``, ``45m``, ``20s``: business time as people read it, to the second."""
+    return format_duration_ms(round(ms / 1000) * 1000)
 
 
 def _instant(ms: int) -> str:
@@ -131,7 +128,7 @@ def clickhouse_summary(sink: ClickHouseSink) -> list[str]:
         f"FROM {sink.database}.sla_alerts FINAL WHERE NOT revoked GROUP BY kind, kpi ORDER BY kind, kpi"
     ).result_rows
     lines = [
-        f"  {kind:<10} {kpi:<20} {n:>4} alerts, mean business time used {_duration(round(avg * 1000))}"
+        f"  {kind:<10} {kpi:<20} {n:>4} alerts, mean business time used {_duration(avg * 1000)}"
         for kind, kpi, n, avg in rows
     ]
     return lines or ["  (no alert rows)"]
@@ -142,9 +139,10 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     names = TopicNames(settings.topic_prefix)
     await ensure_topics(settings)
     worker = start_worker(settings, run_dir / "worker.log")
+    plan = DemoFeed()
     print(
         f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); simulated contact centre from "
-        f"{_instant(DemoFeed().config.start_ms)}, {DemoFeed().speed:.0f}x faster than real time ...",
+        f"{_instant(plan.config.start_ms)}, {plan.speed:.0f}x faster than real time ...",
         file=out,
         flush=True,
     )
@@ -154,8 +152,7 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
         loop.add_signal_handler(signum, stop.set)
     started = time.time()
     printer = asyncio.create_task(print_alerts(settings, stop, started, out))
-    feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, settings.partitions, stop,
-                                        DemoFeed()))  # fmt: skip
+    feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, settings.partitions, stop, plan))
     try:
         deadline = None if duration_s is None else started + duration_s
         while not stop.is_set():

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 
 from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
-from schemas.codec import INPUT_MESSAGE
-from streams.events import RecordEvent
+from schemas.codec import encode_event, encode_tick
 
 HOUR_MS = 3_600_000
 
@@ -44,24 +43,6 @@ class DemoFeed:
             breach_share=0.3,
         )
     )
-
-
-def encode_event(event: RecordEvent) -> bytes:
-    """The InputMessage bytes of a record event."""
-    body = {
-        "event_id": event.event_id,
-        "record_id": event.record_id,
-        "entity_type": event.entity_type,
-        "kind": event.kind,
-        "occurred_at_ms": event.occurred_at_ms,
-        "attributes": dict(event.attributes),
-    }
-    return INPUT_MESSAGE.encode({"body": ("slaflow.RecordEvent", body)})
-
-
-def encode_tick(at_ms: int, source: str) -> bytes:
-    """The InputMessage bytes of a clock tick at ``at_ms`` (UTC epoch ms)."""
-    return INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", {"at_ms": at_ms, "source": source})})
 
 
 async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Event, feed: DemoFeed) -> int:

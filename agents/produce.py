@@ -10,39 +10,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from aiokafka import AIOKafkaProducer
 
-from agents.feed import encode_event
+from agents.replay import MAX_PRINTED_REJECTS
 from agents.settings import Settings
 from agents.topics import TopicNames, ensure_topics
-from streams.events import EventError, RecordEvent, parse_event
-
-MAX_PRINTED = 20
-"""Rejected lines printed at most; the count of the rest follows."""
+from schemas.codec import encode_event
+from streams.events import EventError, RecordEvent, parse_event_line
 
 
-def read_events(lines: Iterable[str], source: str, errors: TextIO) -> Iterator[RecordEvent]:
+def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[RecordEvent]:
     """The valid events of JSON ``lines``; each invalid one is reported on ``errors`` with its line number."""
     rejected = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            yield parse_event(json.loads(line))
-        except (json.JSONDecodeError, EventError) as exc:
+            yield parse_event_line(line)
+        except EventError as exc:
             rejected += 1
-            reason = exc.reason if isinstance(exc, EventError) else "bad_json"
-            if rejected <= MAX_PRINTED:
-                print(f"{source}:{number}: {reason}: {exc}", file=errors)
-    if rejected > MAX_PRINTED:
-        print(f"{source}: {rejected - MAX_PRINTED} more rejected lines", file=errors)
+            if rejected <= MAX_PRINTED_REJECTS:
+                print(f"{source}:{number}: {exc}", file=errors)
+    if rejected > MAX_PRINTED_REJECTS:
+        print(f"{source}: {rejected - MAX_PRINTED_REJECTS} more rejected lines", file=errors)
 
 
 async def produce(settings: Settings, events: Iterable[RecordEvent], batch: int = 10_000) -> int:
@@ -85,7 +81,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         print("slaflow produce: error: no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap", file=sys.stderr)
         return 2
     try:
-        handle: TextIO = sys.stdin if args.events == "-" else Path(args.events).open(encoding="utf-8")  # noqa: SIM115
+        handle: BinaryIO = sys.stdin.buffer if args.events == "-" else Path(args.events).open("rb")  # noqa: SIM115
     except OSError as exc:
         print(f"slaflow produce: error: cannot read {args.events}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -23,12 +23,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 
 from agents.runtime import tune_gc
-from streams.core import EventRejected, SlaCore, parse_instant_ms
+from streams.core import EventRejected, SlaCore
 from streams.errors import PolicyError
-from streams.events import EventError, format_instant_ms, parse_event
+from streams.events import EventError, format_instant_ms, parse_event_line, parse_instant_ms
 from streams.outputs import Output, OutputKind
 from streams.policy import load_policies
 from streams.replay import Replayer
@@ -61,7 +61,7 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     parser.add_argument(
         "--until",
-        type=_instant,
+        type=instant_arg,
         default=None,
         metavar="INSTANT",
         help="after the last event, let time run to INSTANT (ISO 8601 with an offset, or UTC epoch ms) and fire "
@@ -80,7 +80,8 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     parser.set_defaults(func=cmd_replay)
 
 
-def _instant(text: str) -> int:
+def instant_arg(text: str) -> int:
+    """An argparse type: an instant as UTC epoch ms, from ISO 8601 with an offset or epoch ms."""
     ms = parse_instant_ms(text)
     if ms is None:
         raise argparse.ArgumentTypeError(
@@ -193,20 +194,9 @@ class _Run:
             return
         self.read += 1
         try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            self.reject(number, raw.decode("utf-8", "replace"), "bad_encoding", f"not UTF-8: {exc.reason}")
-            return
-        try:
-            obj = json.loads(text, parse_constant=_no_constant)
-        except ValueError as exc:
-            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            self.reject(number, text, "bad_json", detail)
-            return
-        try:
-            outputs = self.replayer.feed(parse_event(obj))
+            outputs = self.replayer.feed(parse_event_line(raw))
         except (EventError, EventRejected) as exc:
-            self.reject(number, text, exc.reason, exc.detail)
+            self.reject(number, raw.decode("utf-8", "replace"), exc.reason, exc.detail)
             return
         self.write(outputs)
 
@@ -252,10 +242,6 @@ class _Run:
 
 def _by_count(counter: Counter[str]) -> str:
     return ", ".join(f"{reason} {count:,}" for reason, count in counter.most_common())
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _error(message: str) -> None:

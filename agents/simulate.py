@@ -51,9 +51,9 @@ from pathlib import Path
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
 
+from agents.replay import instant_arg
 from agents.settings import DEFAULT_POLICIES
 from streams.calendar import BusinessCalendar, preset
-from streams.core import parse_instant_ms
 from streams.errors import ConfigError
 from streams.events import EventError, RecordEvent, format_instant_ms, parse_event
 from streams.policy import KpiSpec, Policy, PolicySet, load_policies, parse_duration_ms
@@ -227,7 +227,6 @@ class SimulationStats:
     malformed: int = 0
     records: Counter[str] = field(default_factory=Counter)
     """Records created, by entity type."""
-    cases_by_tier: Counter[str] = field(default_factory=Counter)
     arrivals: int = 0
     """Customer contacts (cases, abandoned calls and other records arriving; not child cases)."""
 
@@ -876,7 +875,6 @@ class _Generator:
         if parent_id is not None:
             attrs["parent_id"] = parent_id
         rec = self.new_record("C", "case", attrs, "new", channel)
-        self.stats.cases_by_tier[tier] += 1
         rid = rec.rid
         t = self.emit(rec, t0, "created")
         fr = self.clock(pol.fr, t, rid)
@@ -1031,7 +1029,6 @@ class _Generator:
         if parent_id is not None:
             attrs["parent_id"] = parent_id
         rec = self.new_record("C", "case", attrs, "new", channel)
-        self.stats.cases_by_tier[tier] += 1
         rid = rec.rid
         t = self.emit(rec, t0, "created")
         diagnose = self.clock(specs["arrive_and_diagnose"], t, rid)
@@ -1322,15 +1319,6 @@ def _duration(text: str) -> int:
     return ms
 
 
-def _instant(text: str) -> int:
-    ms = parse_instant_ms(text)
-    if ms is None:
-        raise argparse.ArgumentTypeError(
-            f"expected ISO 8601 with an offset (2026-03-02T00:00:00+01:00) or UTC epoch milliseconds, got {text!r}"
-        )
-    return ms
-
-
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -1364,7 +1352,7 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     parser.add_argument(
         "--start",
-        type=_instant,
+        type=instant_arg,
         default=defaults.start_ms,
         metavar="INSTANT",
         help="first simulated instant, ISO 8601 with an offset or UTC epoch ms (default: Monday 2026-03-02 00:00 "
@@ -1390,7 +1378,9 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         default=defaults.other_entities_share,
         help="share of arrivals that are leads, orders, invoices, e-mails (default %(default)s)",
     )
-    parser.add_argument("--late-share", type=_share, default=0.0, help="share of events delivered late (default 0)")
+    parser.add_argument(
+        "--late-share", type=_share, default=defaults.late_share, help="share of events delivered late (default 0)"
+    )
     parser.add_argument(
         "--late-mean",
         type=_duration,
@@ -1398,8 +1388,15 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="MS",
         help="mean lateness, ms or a duration such as 30s (default %(default)s ms)",
     )
-    parser.add_argument("--duplicate-share", type=_share, default=0.0, help="share of events sent twice (default 0)")
-    parser.add_argument("--malformed-share", type=_share, default=0.0, help="share of malformed lines (default 0)")
+    parser.add_argument(
+        "--duplicate-share",
+        type=_share,
+        default=defaults.duplicate_share,
+        help="share of events sent twice (default 0)",
+    )
+    parser.add_argument(
+        "--malformed-share", type=_share, default=defaults.malformed_share, help="share of malformed lines (default 0)"
+    )
     parser.add_argument(
         "--skew", type=_skew, default=None, metavar="phone=-2000,email=1500", help="clock offset per source, in ms"
     )
@@ -1489,7 +1486,7 @@ def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
         return 2
     started = time.perf_counter()
 
-    async def paced() -> int:
+    async def feed_paced() -> int:
         await ensure_topics(settings)
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -1498,14 +1495,12 @@ def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
         return await run_feed(settings.kafka_bootstrap, topic, settings.partitions, stop,
                               DemoFeed(speed=args.speed, config=sim.config))  # fmt: skip
 
-    sent = asyncio.run(paced() if args.speed > 0 else produce(settings, sim.events()))
+    sent = asyncio.run(feed_paced() if args.speed > 0 else produce(settings, sim.events()))
     if args.truth is not None:
-        truth_of = sim
-        if args.speed > 0:  # the paced feed ran its own copy of the simulation: run one to the end for the truth
-            truth_of = Simulation(sim.config)
-            truth_of.run()
+        if args.speed > 0:  # the paced feed ran its own copy of the simulation: run this one for the truth
+            sim.run()
         with open(args.truth, "w", encoding="utf-8") as truth:
-            truth_of.write_truth(truth)
+            sim.write_truth(truth)
     if not args.quiet:
         print(f"slaflow simulate: sent {sent:,} events to {TopicNames(settings.topic_prefix).case_events} in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip

@@ -65,10 +65,7 @@ def alert_value(output: Output, fired_at_ms: int) -> dict[str, Any]:
         "paused_ms": output.paused_ms,
         "attributes": dict(output.attributes),
         "level": output.level,
-        "actions": [
-            {"type": a.type, "targets": list(a.targets), "value": a.value, "template": a.template}
-            for a in output.actions
-        ],
+        "actions": [action.to_json() for action in output.actions],
         "revision": output.revision,
         "revoked": output.revoked,
     }

@@ -25,6 +25,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
 from streams.errors import SlaflowError
+from streams.events import RecordEvent
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parent
 MAGIC: Final = b"\xc3\x01"
@@ -146,3 +147,21 @@ SLA_ALERT: Final = _CODECS["sla_alert"]
 """Values of the alerts topic."""
 DEAD_LETTER: Final = _CODECS["dead_letter"]
 """Values of the dead-letter topic."""
+
+
+def encode_event(event: RecordEvent) -> bytes:
+    """The input-topic message of a record event."""
+    body = {
+        "event_id": event.event_id,
+        "record_id": event.record_id,
+        "entity_type": event.entity_type,
+        "kind": event.kind,
+        "occurred_at_ms": event.occurred_at_ms,
+        "attributes": dict(event.attributes),
+    }
+    return INPUT_MESSAGE.encode({"body": ("slaflow.RecordEvent", body)})
+
+
+def encode_tick(at_ms: int, source: str) -> bytes:
+    """The input-topic message of a clock tick at ``at_ms`` (UTC epoch ms), written by ``source``."""
+    return INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", {"at_ms": at_ms, "source": source})})

@@ -36,14 +36,14 @@ Times are UTC epoch milliseconds, durations milliseconds.
 from __future__ import annotations
 
 import bisect
+import heapq
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Final
 
 from streams.errors import SlaflowError
-from streams.events import RecordEvent
+from streams.events import RecordEvent, parse_instant_ms
 from streams.kpi import KpiClock, Threshold
 from streams.outputs import Output, OutputKind, output_from_json
 from streams.policy import Action, KpiSpec, Policy, PolicySet
@@ -71,20 +71,6 @@ def _intern(attributes: Mapping[str, str]) -> dict[str, str]:
     """Share the strings of attribute names and short values (tiers, queues, owners) across records."""
     intern = sys.intern
     return {intern(k): intern(v) if len(v) <= 32 else v for k, v in attributes.items()}
-
-
-def parse_instant_ms(text: str) -> int | None:
-    """UTC epoch milliseconds from digits (milliseconds) or ISO 8601 with an offset; ``None`` if neither."""
-    text = text.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return None
-    return int(parsed.timestamp() * 1000)
 
 
 @dataclass(slots=True)
@@ -392,7 +378,8 @@ class SlaCore:
                     virtual.append(self._threshold_output(state.record_id, live, clock, instant, kind, level))
         outputs.sort(key=lambda o: o.visible_ms)  # stable: the timeline's order within one instant
         virtual.sort(key=lambda o: o.at_ms)
-        return _merge_by_instant(outputs, virtual)
+        # At one instant the event's outputs come before the thresholds time alone crossed (merge keeps order).
+        return list(heapq.merge(outputs, virtual, key=lambda o: o.visible_ms))
 
     def _emit(self, state: RecordState, now_ms: int) -> list[Output]:
         until = now_ms - self.allowed_ms if self.allowed_ms else now_ms  # shares the tick's int object
@@ -411,7 +398,7 @@ class SlaCore:
         state.emitted_until_ms = until
         if state.live.timeline:  # drop what is emitted: a re-fold regenerates it if it needs it
             state.live.timeline = tuple(o for o in state.live.timeline if o.visible_ms > until)
-        return [self._revised(state, o) for o in outputs] if state.revisions else outputs
+        return [self._revised(state, o) for o in outputs]
 
     def _refolded(self, state: RecordState, events: list[RecordEvent]) -> Folded:
         assert state.checkpoint is not None
@@ -439,7 +426,7 @@ class SlaCore:
         for output in after:
             previous = before.pop(output.output_id, None)
             if previous is None:  # newly true: a first emission, unless an earlier correction revoked it
-                corrections.append(self._revised(state, output) if state.revisions else output)
+                corrections.append(self._revised(state, output))
             elif previous.signature() != output.signature():
                 corrections.append(self._bump(state, output))
         for gone in before.values():
@@ -455,7 +442,9 @@ class SlaCore:
         return replace(output, revision=revision)
 
     def _revised(self, state: RecordState, output: Output) -> Output:
-        assert state.revisions is not None
+        """``output`` above the revision an earlier correction gave its id, if any."""
+        if not state.revisions:
+            return output
         revision = state.revisions.get(output.output_id)
         if revision is None:
             return output
@@ -464,7 +453,7 @@ class SlaCore:
         return replace(output, revision=revision)
 
     def _compact(self, state: RecordState) -> None:
-        """Forget what can no longer change: events and outputs older than ``watermark - max_lateness``."""
+        """Forget the history once every pending event is older than ``watermark - max_lateness``."""
         horizon = state.watermark_ms - self.max_ms
         if state.pending and state.pending[-1].occurred_at_ms < horizon:
             state.pending = None
@@ -501,7 +490,7 @@ class SlaCore:
             started_at_ms=clock.started_at_ms,
             deadline_ms=clock.deadline_ms(),
             target_ms=clock.spec.target_ms,
-            business_elapsed_ms=clock.business_elapsed(at) if clock.is_open else clock.used_ms,
+            business_elapsed_ms=clock.business_elapsed(at),
             wall_elapsed_ms=at - clock.started_at_ms,
             paused_ms=clock.paused_elapsed(at),
             sequence=sequence,
@@ -544,19 +533,3 @@ def _folded_data(folded: Folded) -> dict[str, Any]:
         "tl": [o.to_json() for o in folded.timeline],
         "m": folded.merged,
     }  # fmt: skip
-
-
-def _merge_by_instant(first: list[Output], second: list[Output]) -> list[Output]:
-    """Merge two lists sorted by ``at_ms``; at equal instants ``first`` (event outputs) comes first."""
-    merged: list[Output] = []
-    i = j = 0
-    while i < len(first) and j < len(second):
-        if second[j].visible_ms < first[i].visible_ms:
-            merged.append(second[j])
-            j += 1
-        else:
-            merged.append(first[i])
-            i += 1
-    merged.extend(first[i:])
-    merged.extend(second[j:])
-    return merged

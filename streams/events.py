@@ -7,6 +7,7 @@ event says when it happened, and :class:`Tick` says how far time has advanced
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -95,6 +96,42 @@ def parse_event(obj: object) -> RecordEvent:
         occurred_at_ms=_occurred_at_ms(obj),
         attributes=_attributes(obj.get("attributes")),
     )
+
+
+def parse_event_line(raw: bytes) -> RecordEvent:
+    """One line of a JSON-lines event file as a :class:`RecordEvent`.
+
+    Raises :class:`EventError` with reason ``bad_encoding`` (not UTF-8), ``bad_json`` (not JSON, or NaN and
+    Infinity, which JSON does not have), or one of :func:`parse_event`'s.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError("bad_encoding", f"not UTF-8: {exc.reason}") from None
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except ValueError as exc:
+        detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise EventError("bad_json", detail) from None
+    return parse_event(obj)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_instant_ms(text: str) -> int | None:
+    """UTC epoch milliseconds, exact, from digits (milliseconds) or ISO 8601 with an offset; ``None`` if neither."""
+    text = text.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        return None
+    return (parsed - _EPOCH) // timedelta(milliseconds=1)
 
 
 def event_to_json(event: RecordEvent) -> dict[str, Any]:

@@ -101,10 +101,6 @@ class KpiClock:
         """Open and not counting."""
         return self.ended_at_ms is None and self.run_start_ms is None
 
-    def marks(self) -> tuple[tuple[int, Threshold, int], ...]:
-        """Every threshold as ``(business ms, kind, escalation level)``, in order."""
-        return marks_of(self.spec)
-
     @property
     def _breach_index(self) -> int:
         warning = self.spec.warning_ms
@@ -272,11 +268,11 @@ class KpiClock:
         if self.run_start_ms is not None:
             self.used_ms = self.business_elapsed(at_ms)
             self.run_start_ms = at_ms
-        for _, kind, level in self.marks()[: self.crossed]:
+        for _, kind, level in marks_of(self.spec)[: self.crossed]:
             self.fired |= _bit(kind, level)
         self.spec = spec
         crossed = 0
-        for index, (_, kind, level) in enumerate(self.marks()):
+        for index, (_, kind, level) in enumerate(marks_of(self.spec)):
             if self.fired & _bit(kind, level):
                 crossed = index + 1
         self.crossed = crossed

@@ -118,10 +118,7 @@ class Output:
             "paused_ms": self.paused_ms,
             "level": self.level,
             "reason": self.reason,
-            "actions": [
-                {"type": a.type, "targets": list(a.targets), "value": a.value, "template": a.template}
-                for a in self.actions
-            ],
+            "actions": [action.to_json() for action in self.actions],
             "attributes": dict(self.attributes),
             "revision": self.revision,
             "revoked": self.revoked,

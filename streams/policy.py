@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import yaml
 
@@ -30,6 +30,10 @@ from streams.errors import PolicyError, Problem
 ActionType = Literal["notify", "raise_priority", "reassign", "set"]
 ReopenMode = Literal["resume", "restart", "ignore"]
 Unmatched = Literal["ignore", "reject"]
+
+
+DEFAULT_MAX_LATENESS_MS: Final = 3_600_000
+"""``lateness.max`` when the file does not set it: one hour."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,10 @@ class Action:
     targets: tuple[str, ...] = ()
     value: str = ""
     template: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The action as outputs carry it (JSON lines and the Avro ``Action`` record alike)."""
+        return {"type": self.type, "targets": list(self.targets), "value": self.value, "template": self.template}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +145,7 @@ class PolicySet:
     policies: tuple[Policy, ...]
     calendars: Mapping[str, BusinessCalendar] = field(default_factory=dict)
     allowed_lateness_ms: int = 0
-    max_lateness_ms: int = 3_600_000
+    max_lateness_ms: int = DEFAULT_MAX_LATENESS_MS
     unmatched: Unmatched = "ignore"
     source: str = "<memory>"
 
@@ -238,12 +246,12 @@ def business_day_ms(calendar: BusinessCalendar) -> int:
     return calendar.week_ms // max(working_days, 1)
 
 
-def _format_ms(ms: int) -> str:
-    """``5_400_000`` as ``"1h30m"`` (for messages)."""
+def format_duration_ms(ms: int) -> str:
+    """``5_400_000`` as ``"1h30m"``: a duration as the policy files write it (for messages and displays)."""
     if ms == 0:
         return "0s"
     parts = []
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+    for unit, size in sorted(_UNIT_MS.items(), key=lambda item: -item[1]):
         count, ms = divmod(ms, size)
         if count:
             parts.append(f"{count}{unit}")
@@ -288,7 +296,6 @@ _REOPEN_MODES: Final = ("resume", "restart", "ignore")
 _UNMATCHED: Final = ("ignore", "reject")
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
 _USER_RE: Final = re.compile(r"user:\S+")
-_DEFAULT_MAX_LATENESS_MS: Final = 3_600_000
 _REOPENED: Final = AnyOf((Condition((Test("kind", "eq", frozenset({"reopened"})),)),))
 _DURATION_EXAMPLES: Final = "such as 45s, 30m, 1h30m, 2d or 1bd"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
@@ -450,7 +457,7 @@ class _Reader:
         return None
 
     def lateness(self, raw: object) -> tuple[int, int]:
-        allowed_ms, max_ms = 0, _DEFAULT_MAX_LATENESS_MS
+        allowed_ms, max_ms = 0, DEFAULT_MAX_LATENESS_MS
         if raw is None:
             return allowed_ms, max_ms
         lateness = self.mapping(raw, "lateness", "a mapping with allowed and max (durations)")
@@ -460,13 +467,13 @@ class _Reader:
         allowed = self.plain_duration(lateness.get("allowed"), "lateness.allowed")
         maximum = self.plain_duration(lateness.get("max"), "lateness.max")
         allowed_ms = allowed if allowed is not None else 0
-        max_ms = maximum if maximum is not None else _DEFAULT_MAX_LATENESS_MS
+        max_ms = maximum if maximum is not None else DEFAULT_MAX_LATENESS_MS
         if allowed is not None and (maximum is not None or lateness.get("max") is None) and max_ms < allowed_ms:
             default = "" if maximum is not None else " (the default)"
             self.add(
                 "lateness.max",
-                f"expected at least lateness.allowed ({_format_ms(allowed_ms)}): an event is only rejected as late "
-                f"once the allowed lateness has passed; got {_format_ms(max_ms)}{default}",
+                f"expected at least lateness.allowed ({format_duration_ms(allowed_ms)}): an event is only rejected "
+                f"as late once the allowed lateness has passed; got {format_duration_ms(max_ms)}{default}",
             )
         return allowed_ms, max_ms
 
@@ -745,8 +752,8 @@ class _Reader:
         if target_ms is not None and warning_ms >= target_ms:
             self.add(
                 path,
-                f"expected a warning point before the target ({_format_ms(target_ms)}), "
-                f"got {_shown(raw)} ({_format_ms(warning_ms)})",
+                f"expected a warning point before the target ({format_duration_ms(target_ms)}), "
+                f"got {_shown(raw)} ({format_duration_ms(warning_ms)})",
             )
             return None
         return warning_ms
@@ -807,8 +814,8 @@ class _Reader:
                 if previous is not None and after_ms < previous[1]:
                     self.add(
                         f"{where}.after",
-                        f"expected at least {_format_ms(previous[1])} (escalations[{previous[0]}].after): levels "
-                        f"fire in file order, so their offsets must not decrease; got {_shown(after_raw)}",
+                        f"expected at least {format_duration_ms(previous[1])} (escalations[{previous[0]}].after): "
+                        f"levels fire in file order, so their offsets must not decrease; got {_shown(after_raw)}",
                     )
                 previous = (index, after_ms)
             actions_raw = escalation.get("actions")

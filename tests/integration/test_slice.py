@@ -10,10 +10,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.demo import start_worker, stop_process
-from agents.feed import encode_event
 from agents.settings import Settings
 from agents.topics import TopicNames, ensure_topics
-from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, SLA_ALERT
+from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, SLA_ALERT, encode_event
 from sinks.clickhouse import open_sink
 from streams.events import RecordEvent
 
