@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 COMPILED      := $(shell sed -n 's/^COMPILED = \[\(.*\)\]/\1/p' deploy/compile_core.py | tr -d '",')
 COMPILE_STAMP := build/.compiled
 
-setup: $(PY_STAMP) $(KAFKA_STAMP) $(COMPILE_STAMP)
+setup: $(PY_STAMP) $(KAFKA_STAMP) $(COMPILE_STAMP) prometheus
 
 # The hot modules of the SLA core compiled to C extensions with mypyc (about twice as fast); the .so files sit
 # beside the sources and win at import. If compiling fails, the pure-Python modules are used and nothing breaks.
@@ -53,6 +53,23 @@ java-maven:
 	  else \
 	    echo "error: the local Kafka broker needs Java 17+ and Maven 3.6+ (java: $$(command -v java || echo missing)," \
 	         "mvn: $$(command -v mvn || echo missing)). Install them, e.g. 'apt-get install openjdk-17-jdk-headless maven'."; exit 1; \
+	  fi; \
+	fi
+
+# Prometheus and promtool (Debian's prometheus package) for the alert-rule tests and the integration tests' own
+# server: installed with apt-get when missing and possible, else the exact command to run is printed. The package may
+# start a system service; the tests never use it (they start their own server on a free port of 127.0.0.1).
+.PHONY: prometheus
+prometheus:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+	  if [ -n "$(APT_GET)" ]; then \
+	    echo "promtool or prometheus missing: installing Debian's prometheus package with apt-get ..."; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus >/dev/null || { \
+	      echo "error: apt-get could not install prometheus. Install Prometheus 2.x and promtool yourself" \
+	           "(Debian: apt-get install prometheus) and put both on PATH."; exit 1; }; \
+	  else \
+	    echo "error: the rule and integration tests need prometheus and promtool (prometheus: $$(command -v prometheus || echo missing)," \
+	         "promtool: $$(command -v promtool || echo missing)). Install them, e.g. 'apt-get install prometheus'."; exit 1; \
 	  fi; \
 	fi
 

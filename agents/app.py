@@ -1,4 +1,4 @@
-"""The Faust application: topics, the SLA table, the SLA agent, the ticker and the ClickHouse sink.
+"""The Faust application: topics, the SLA table, the SLA agent, the ticker, the web views and the sink.
 
 :func:`create_app` builds a fresh app from :class:`agents.settings.Settings`
 (no module-level app), so the CLI, the demo and the tests each get their own.
@@ -10,21 +10,28 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, cast
 
 import faust
 from faust.types import StreamT
 
 from agents.settings import Settings
 from agents.sink import ClickHouseSinkService
-from agents.sla import SlaProcessor, consume
+from agents.sla import OutputTopics, SlaProcessor
+from agents.ticker import Ticker
 from agents.topics import TopicNames
-from schemas.codec import encode_tick
+from agents.web import add_views
+from sinks.metrics import SlaMetrics
 from streams.core import SlaCore
 from streams.errors import ConfigError
 from streams.policy import PolicySet, load_policies
 
 log = logging.getLogger(__name__)
+
+COMMIT_NEVER_S: Final = 365 * 86400.0
+COMMIT_NEVER_MESSAGES: Final = 2**62
+GAUGE_INTERVAL_S: Final = 5.0
+SESSION_TIMEOUT_S: Final = 10.0
 
 
 def load_policy_versions(settings: Settings) -> tuple[PolicySet, list[PolicySet]]:
@@ -55,52 +62,88 @@ def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for ``settings``; run it with ``faust.Worker(app).execute_from_commandline()``."""
     current, previous = load_policy_versions(settings)
     core = SlaCore(current, previous=previous)
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames.of(settings)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
+        store="memory://" if settings.store == "memory" else "rocksdb://",
         datadir=str(Path(settings.data_dir) / "worker"),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        processing_guarantee="at_least_once",
+        processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # The agent commits itself, between batches (see agents.sla): Faust's own timed and counted commits
+        # could land in the middle of a batch and commit its outputs with the offsets of the batch before.
+        broker_commit_interval=COMMIT_NEVER_S,
+        broker_commit_every=COMMIT_NEVER_MESSAGES,
+        # A SIGKILLed worker's partitions move after this many seconds without a heartbeat (Faust's default
+        # is 60 s: a minute without alerts for those partitions).
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_heartbeat_interval=SESSION_TIMEOUT_S / 5,
+        stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
+        web_bind=settings.web_bind,
+        web_host=settings.web_host,
         web_in_thread=False,
         table_cleanup_interval=3600.0,
     )
 
-    def topic(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    def topic(*topic_names: str) -> faust.TopicT:
+        return app.topic(*topic_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
-    events = topic(names.case_events)
-    alerts = topic(names.alerts)
-    dead_letters = topic(names.dead_letters)
-    table = app.Table(f"{settings.app_id}-records", default=None, partitions=settings.partitions)
-    processor = SlaProcessor(core, table, alerts, dead_letters)
+    inputs = topic(*names.inputs)
+    outputs = OutputTopics(
+        alerts=topic(names.alerts),
+        transitions=topic(names.transitions),
+        durations=topic(names.durations),
+        dead_letters=topic(names.dead_letters),
+    )
+    table = app.Table(
+        f"{settings.app_id}-records",
+        default=None,
+        partitions=settings.partitions,
+        key_type=bytes,  # bytes keys and values: stored and sent as they are ("raw")
+        value_type=bytes,
+    )
+    metrics = SlaMetrics()
+    processor = SlaProcessor(
+        app,
+        core,
+        table,
+        outputs,
+        metrics,
+        commit_interval_s=settings.commit_interval_s,
+        max_cached_records=settings.max_cached_records,
+    )
 
-    @app.agent(events, name="sla")
+    @app.agent(inputs, name="sla", concurrency=1)
     async def sla_agent(stream: StreamT) -> None:
-        await consume(processor, stream)
+        batches = cast(faust.Stream[bytes], stream).take_events(settings.batch_size, within=settings.batch_window_s)
+        async for events in batches:
+            await processor.process(stream, events)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's stub wants a keyword `signal`
     async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        processor.invalidate_indexes()
+        processor.forget_partitions()
+
+    @app.timer(GAUGE_INTERVAL_S)
+    async def gauges() -> None:
+        """Open KPIs by state and consumer lag, for /metrics."""
+        processor.update_gauges(int(time.time() * 1000))
 
     if settings.tick_interval_s > 0:
-        ticker_id = f"{settings.app_id}-ticker"
-
-        @app.timer(settings.tick_interval_s, on_leader=True)
-        async def ticker() -> None:
-            """Write the wall-clock time into every partition of the input topic."""
-            value = encode_tick(int(time.time() * 1000), ticker_id)
-            for partition in range(settings.partitions):
-                await events.send(value=value, partition=partition)
-
+        app.service(
+            Ticker(  # type: ignore[arg-type]  # instances are accepted too
+                settings.kafka_bootstrap,
+                names.case_events,
+                settings.tick_interval_s,
+                f"{settings.app_id}-ticker",
+                app.is_leader,
+            )
+        )
     app.service(ClickHouseSinkService(settings))  # type: ignore[arg-type]  # instances are accepted too
-    app.slaflow_processor = processor  # type: ignore[attr-defined]  # for the web views and tests
+    add_views(app, table, processor)
+    app.slaflow_processor = processor  # type: ignore[attr-defined]  # for tests
     return app

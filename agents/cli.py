@@ -24,6 +24,7 @@ from deploy.kafka.broker import main as broker_main
 from streams.errors import ConfigError, SlaflowError
 
 EXIT_CONFIG = 2
+TOPIC_FLAGS = ("case_events", "calls", "alerts", "transitions", "durations", "dead_letters")
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,14 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clickhouse-url", help="chdb:///path or http(s)://host:8123 [SLAFLOW_CLICKHOUSE_URL]")
     parser.add_argument("--data-dir", help="local state directory [SLAFLOW_DATA_DIR]")
     parser.add_argument("--web-port", help="worker web port on 127.0.0.1, 0 for none [SLAFLOW_WEB_PORT]")
+    parser.add_argument("--web-bind", help="address the web server listens on [SLAFLOW_WEB_BIND]")
     parser.add_argument("--log-level", help="debug, info, warn, error [SLAFLOW_LOG_LEVEL]")
+    parser.add_argument("--store", help="SLA table store: memory or rocksdb [SLAFLOW_STORE]")
+    parser.add_argument("--processing-guarantee", help="exactly_once or at_least_once [SLAFLOW_PROCESSING_GUARANTEE]")
+    for topic in TOPIC_FLAGS:
+        parser.add_argument(
+            f"--topic-{topic.replace('_', '-')}", help=f"name of the {topic} topic [SLAFLOW_TOPIC_{topic.upper()}]"
+        )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -48,7 +56,11 @@ def _settings(args: argparse.Namespace) -> Settings:
             "clickhouse_url",
             "data_dir",
             "web_port",
+            "web_bind",
             "log_level",
+            "store",
+            "processing_guarantee",
+            *(f"topic_{topic}" for topic in TOPIC_FLAGS),
         )
     }
     return Settings.from_env().replace(**flags)

@@ -63,7 +63,7 @@ def format_alert(alert: dict[str, Any], started: float) -> str:
 async def print_alerts(settings: Settings, stop: asyncio.Event, started: float, out: TextIO) -> int:
     """Print alerts from the alerts topic until ``stop`` is set; return how many."""
     consumer = AIOKafkaConsumer(
-        TopicNames(settings.topic_prefix).alerts,
+        TopicNames.of(settings).alerts,
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -85,19 +85,7 @@ async def print_alerts(settings: Settings, stop: asyncio.Event, started: float, 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``slaflow worker`` for ``settings`` as a child process logging to ``log_path``."""
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        SLAFLOW_TOPIC_PREFIX=settings.topic_prefix,
-        SLAFLOW_APP_ID=settings.app_id,
-        SLAFLOW_POLICIES=str(settings.policies),
-        SLAFLOW_DATA_DIR=str(settings.data_dir),
-        SLAFLOW_CLICKHOUSE_URL=settings.effective_clickhouse_url,
-        SLAFLOW_CLICKHOUSE_DATABASE=settings.clickhouse_database,
-        SLAFLOW_WEB_PORT=str(settings.web_port),
-        SLAFLOW_PARTITIONS=str(settings.partitions),
-        SLAFLOW_TICK_INTERVAL=str(settings.tick_interval_s),
-    )
+    env = {**os.environ, **settings.replace(clickhouse_url=settings.effective_clickhouse_url).to_env()}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "agents.cli", "worker"],
@@ -136,7 +124,7 @@ def clickhouse_summary(sink: ClickHouseSink) -> list[str]:
 
 async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int:
     run_dir = Path(settings.data_dir)
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames.of(settings)
     await ensure_topics(settings)
     worker = start_worker(settings, run_dir / "worker.log")
     plan = DemoFeed()

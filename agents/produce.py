@@ -1,8 +1,10 @@
-"""``slaflow produce``: JSON-lines events into the input topic as Avro, keyed by record id.
+"""``slaflow produce``: JSON-lines events into the input topic as Avro, keyed by their routing key.
 
 Lines are parsed with :func:`streams.events.parse_event` (the format of
-``slaflow replay``); a line that is not a valid event is reported on stderr
-with its line number and reason and skipped, and the run goes on. Sends are
+``slaflow replay``: record, activity and call events), and each message is
+keyed by :func:`streams.events.routing_key` (the record whose state it
+changes). A line that is not a valid event is reported on stderr with its line
+number and reason and skipped, and the run goes on. Sends are
 batched by the producer (``linger_ms``) and awaited together, never one by one.
 """
 
@@ -21,11 +23,11 @@ from aiokafka import AIOKafkaProducer
 from agents.replay import MAX_PRINTED_REJECTS
 from agents.settings import Settings
 from agents.topics import TopicNames, ensure_topics
-from schemas.codec import encode_event
-from streams.events import EventError, RecordEvent, parse_event_line
+from schemas.codec import encode_input
+from streams.events import EventError, InputEvent, parse_event_line, routing_key
 
 
-def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[RecordEvent]:
+def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[InputEvent]:
     """The valid events of JSON ``lines``; each invalid one is reported on ``errors`` with its line number."""
     rejected = 0
     for number, line in enumerate(lines, 1):
@@ -41,7 +43,7 @@ def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator
         print(f"{source}: {rejected - MAX_PRINTED_REJECTS} more rejected lines", file=errors)
 
 
-async def produce(settings: Settings, events: Iterable[RecordEvent], batch: int = 10_000) -> int:
+async def produce(settings: Settings, events: Iterable[InputEvent], batch: int = 10_000) -> int:
     """Send ``events`` to the input topic (created if missing); return how many were sent."""
     await ensure_topics(settings)
     topic = TopicNames(settings.topic_prefix).case_events
@@ -54,7 +56,7 @@ async def produce(settings: Settings, events: Iterable[RecordEvent], batch: int 
     try:
         pending: list[Any] = []
         for event in events:
-            pending.append(await producer.send(topic, encode_event(event), key=event.record_id.encode()))
+            pending.append(await producer.send(topic, encode_input(event), key=routing_key(event).encode()))
             if len(pending) >= batch:
                 await asyncio.gather(*pending)
                 sent += len(pending)

@@ -28,7 +28,7 @@ from typing import IO, Final
 from agents.runtime import tune_gc
 from streams.core import EventRejected, SlaCore
 from streams.errors import PolicyError
-from streams.events import EventError, format_instant_ms, parse_event_line, parse_instant_ms
+from streams.events import EventError, core_event, format_instant_ms, parse_event_line, parse_instant_ms
 from streams.outputs import Output, OutputKind
 from streams.policy import load_policies
 from streams.replay import Replayer
@@ -146,6 +146,7 @@ class _Run:
         self.rejects_path = rejects_path
         self.quiet = quiet
         self.read = 0
+        self.no_case = 0  # calls that belong to no case: valid, but nothing for the SLA state
         self.rejected: Counter[str] = Counter()
         self.progress = Progress(sys.stderr) if not quiet and sys.stderr.isatty() else None
 
@@ -194,7 +195,11 @@ class _Run:
             return
         self.read += 1
         try:
-            outputs = self.replayer.feed(parse_event_line(raw))
+            event = core_event(parse_event_line(raw))
+            if event is None:
+                self.no_case += 1
+                return
+            outputs = self.replayer.feed(event)
         except (EventError, EventRejected) as exc:
             self.reject(number, raw.decode("utf-8", "replace"), exc.reason, exc.detail)
             return
@@ -226,7 +231,8 @@ class _Run:
         lines = [
             f"slaflow replay: {stopped + ' after ' if stopped else ''}{self.read:,} events read from "
             f"{self.source}, {replayer.applied:,} applied, {rejected:,} rejected"
-            + (f" ({_by_count(self.rejected)})" if rejected else ""),
+            + (f" ({_by_count(self.rejected)})" if rejected else "")
+            + (f", {self.no_case:,} skipped (no_case: calls without a case)" if self.no_case else ""),
         ]
         if rejected > MAX_PRINTED_REJECTS:
             lines.append(f"  {rejected - MAX_PRINTED_REJECTS:,} more rejected lines than shown above")

@@ -483,7 +483,8 @@ class Simulation:
                     event = parse_event(loads(line))
                 except (ValueError, EventError):  # a malformed line, on purpose
                     continue
-                yield event
+                if isinstance(event, RecordEvent):  # always: the simulator writes record events only
+                    yield event
 
     def run(self) -> SimulationStats:
         """Generate everything without keeping it (for the truth and the statistics alone)."""
@@ -1491,7 +1492,7 @@ def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        topic = TopicNames(settings.topic_prefix).case_events
+        topic = TopicNames.of(settings).case_events
         return await run_feed(settings.kafka_bootstrap, topic, settings.partitions, stop,
                               DemoFeed(speed=args.speed, config=sim.config))  # fmt: skip
 
@@ -1502,7 +1503,7 @@ def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
         with open(args.truth, "w", encoding="utf-8") as truth:
             sim.write_truth(truth)
     if not args.quiet:
-        print(f"slaflow simulate: sent {sent:,} events to {TopicNames(settings.topic_prefix).case_events} in "
+        print(f"slaflow simulate: sent {sent:,} events to {TopicNames.of(settings).case_events} in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
     return 0
 

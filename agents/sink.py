@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 def sink_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The sink's consumer of the alerts topic: its own group, manual commits, committed reads only."""
     return AIOKafkaConsumer(
-        TopicNames(settings.topic_prefix).alerts,
+        TopicNames.of(settings).alerts,
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=f"{settings.app_id}-clickhouse",
         enable_auto_commit=False,

@@ -1,165 +1,278 @@
-"""The SLA agent: decode, call the core, emit, count.
+"""The SLA agent: decode, call the core, emit, count, one batch at a time.
 
-One agent consumes the case-events topic. A message is either a record event
-(applied to that record's state) or a clock tick (time has reached ``at_ms``
-on that partition: advance every record of the partition whose next threshold
-is due). Because ticks travel through the input topic, the deadline checks
-and the table writes they cause are processed, committed and recovered exactly
-like events.
+The agent consumes the input topics (case events and calls) in batches
+(:meth:`SlaProcessor.process`). A message is a record event, an activity or a
+call event (applied to the state of the record it concerns), or a clock tick
+(time has reached ``at_ms`` on that partition: every record of the partition
+whose next threshold is due is advanced). Because ticks travel through the
+input topic, the deadline checks and the table writes they cause are
+processed, committed and recovered exactly like events.
 
-Per-record state lives in a Faust table (backed by its changelog topic) as
-``{"p": partition, "s": RecordState.snapshot()}``. The deadline index, one per
-partition, is memory only and is rebuilt from the table at the first tick of a
-partition after start-up or a rebalance.
+Per partition, a :class:`~streams.partition.PartitionLogic` holds the
+watermark, the live record states and the deadline and urgency indexes. At the
+end of a batch every record the batch changed is written once to the Faust
+table (its changelog partition is the input partition), the partition's
+watermark too, and the outputs are sent to the partition of the same number
+on the output topics. Then the batch's offsets are acknowledged, and, at most
+every ``commit_interval_s``, committed: with ``exactly_once`` the outputs,
+the table writes and the input offsets of a partition commit in one Kafka
+transaction, so a worker killed at any moment leaves either all of a batch's
+effects or none.
+
+The indexes are memory only: after a restart or a rebalance they are rebuilt
+from the table when the partition's first message arrives.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faust.types import EventT, StreamT, TableT, TopicT
+from faust.types import TP, AppT, EventT, StreamT, TableT, TopicT
 
-from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, SLA_ALERT, CodecError
-from streams.core import EventRejected, RecordState, SlaCore, snapshot
-from streams.deadlines import DeadlineIndex
-from streams.events import RecordEvent
+from schemas.codec import DEAD_LETTER, KPI_DURATION, KPI_TRANSITION, SLA_ALERT, CodecError, decode_input
+from schemas.messages import alert_message, duration_message, transition_message
+from sinks.metrics import SlaMetrics
+from streams.core import EventRejected, RecordState, SlaCore
+from streams.events import Tick, core_event, routing_key
 from streams.outputs import Output
+from streams.partition import WATERMARK_KEY_PREFIX, PartitionLogic, read_stored, watermark_key
+from streams.urgency import UrgentKpi
 
 log = logging.getLogger(__name__)
-
-TICK = "slaflow.ClockTick"
 
 
 @dataclass
 class Counts:
-    """Input accounting: ``received == processed + dead_lettered`` at every message boundary."""
+    """Input accounting: ``received == processed + dead_lettered`` after every batch."""
 
     received: int = 0
     processed: int = 0
     dead_lettered: int = 0
-    alerts: int = 0
     ticks: int = 0
+    outputs: Counter[str] = field(default_factory=Counter)
 
 
-def alert_value(output: Output, fired_at_ms: int) -> dict[str, Any]:
-    """The SlaAlert message of an alert output; ``fired_at_ms`` is the watermark when it was emitted."""
-    return {
-        "alert_id": output.output_id,
-        "kind": output.kind.value,
-        "record_id": output.record_id,
-        "entity_type": output.entity_type,
-        "policy": output.policy,
-        "policy_version": output.policy_version,
-        "kpi": output.kpi,
-        "kpi_instance": output.kpi_instance,
-        "started_at_ms": output.started_at_ms,
-        "threshold_at_ms": output.at_ms,
-        "deadline_ms": output.at_ms if output.deadline_ms is None else output.deadline_ms,
-        "fired_at_ms": max(fired_at_ms, output.at_ms),
-        "target_ms": output.target_ms,
-        "business_elapsed_ms": output.business_elapsed_ms,
-        "wall_elapsed_ms": output.wall_elapsed_ms,
-        "paused_ms": output.paused_ms,
-        "attributes": dict(output.attributes),
-        "level": output.level,
-        "actions": [action.to_json() for action in output.actions],
-        "revision": output.revision,
-        "revoked": output.revoked,
-    }
+@dataclass(frozen=True)
+class OutputTopics:
+    """Where the agent writes; every topic has (at least) the input topics' partition count."""
 
-
-@dataclass
-class SlaProcessor:
-    """What the agent does with each message; holds the core, the table and the per-partition indexes."""
-
-    core: SlaCore
-    table: TableT[str, Any]
     alerts: TopicT
+    transitions: TopicT
+    durations: TopicT
     dead_letters: TopicT
-    counts: Counts = field(default_factory=Counts)
-    _indexes: dict[int, DeadlineIndex] = field(default_factory=dict)
-    _watermarks: dict[int, int] = field(default_factory=dict)
 
-    def invalidate_indexes(self) -> None:
-        """Forget the deadline indexes (partitions moved); each is rebuilt from the table at its next tick."""
-        self._indexes.clear()
 
-    async def handle(self, event: EventT) -> None:
-        """Process one message of the input topic."""
-        message = event.message
-        self.counts.received += 1
-        try:
-            decoded = INPUT_MESSAGE.decode(event.value)
-        except CodecError as exc:
-            await self._dead_letter(event, "undecodable", str(exc))
-            return
-        name, body = decoded["body"]
-        if name == TICK:
-            self.counts.ticks += 1
-            await self._on_tick(message.partition, body["at_ms"])
+@dataclass(slots=True)
+class _Send:
+    topic: TopicT
+    key: bytes | None
+    value: bytes
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one input message did: its outputs, whether it was a clock tick, or why it was rejected."""
+
+    outputs: list[Output] = field(default_factory=list)
+    tick: bool = False
+    rejected: tuple[str, str] | None = None
+    """``(reason, detail)`` of a message to dead-letter: ``undecodable``, ``schema_violation``,
+    ``key_mismatch``, ``late``, ``no_policy``."""
+
+
+def step(logic: PartitionLogic, key: bytes | None, value: bytes | None) -> Step:
+    """One input message through the partition's logic: decode, check the key, call the core.
+
+    Pure apart from the state in ``logic``: the agent runs it per message, and the tests run it over the
+    messages of a topic to know what the agent must have written.
+    """
+    try:
+        decoded = decode_input(value or b"")  # a tombstone (no value) is undecodable
+    except CodecError as exc:
+        return Step(rejected=(exc.reason, str(exc)))
+    if isinstance(decoded, Tick):
+        return Step(logic.on_tick(decoded.at_ms), tick=True)
+    expected = routing_key(decoded)
+    if key is None or key != expected.encode():
+        return Step(rejected=("key_mismatch", f"message key {key!r} is not {expected!r}, the record it concerns"))
+    record_event = core_event(decoded)
+    if record_event is None:
+        return Step()  # a call with no case: nothing for the SLA state (the sink records calls)
+    try:
+        return Step(logic.on_event(record_event))
+    except EventRejected as exc:
+        return Step(rejected=(exc.reason, exc.detail))
+
+
+def output_messages(outputs: list[Output], watermark_ms: int | None) -> list[tuple[str, str, bytes]]:
+    """``(topic kind, record id, Avro value)`` of each output: ``alerts``, ``transitions``, ``durations``.
+
+    An alert's ``fired_at_ms`` is the watermark that released it (never before its threshold).
+    """
+    messages = []
+    for output in outputs:
+        fired_at = output.at_ms if watermark_ms is None else watermark_ms
+        if output.is_alert:
+            messages.append(("alerts", output.record_id, SLA_ALERT.encode(alert_message(output, fired_at))))
         else:
-            record = RecordEvent(**body)
-            if message.key is not None and message.key.decode("utf-8", "replace") != record.record_id:
-                await self._dead_letter(
-                    event, "key_mismatch", f"message key {message.key!r} is not the record id {record.record_id!r}"
-                )
-                return
-            try:
-                await self._on_event(message.partition, record)
-            except EventRejected as exc:
-                await self._dead_letter(event, exc.reason, exc.detail)
-                return
-        self.counts.processed += 1
-
-    async def _on_event(self, partition: int, event: RecordEvent) -> None:
-        stored = self.table.get(event.record_id)
-        state = self.core.restore(stored["s"]) if stored else None
-        now_ms = self._watermarks.get(partition, event.occurred_at_ms)
-        state, outputs = self.core.apply(state, event, now_ms)
-        self._save(partition, state)
-        await self._emit(outputs, now_ms)
-
-    async def _on_tick(self, partition: int, now_ms: int) -> None:
-        if now_ms <= self._watermarks.get(partition, now_ms - 1):
-            return  # ticks never move time backwards
-        self._watermarks[partition] = now_ms
-        index = self._index(partition)
-        for record_id in index.pop_due(now_ms):
-            stored = self.table.get(record_id)
-            if not stored:
-                continue
-            state = self.core.restore(stored["s"])
-            outputs = self.core.advance(state, now_ms)
-            self._save(partition, state)
-            await self._emit(outputs, now_ms)
-
-    def _index(self, partition: int) -> DeadlineIndex:
-        index = self._indexes.get(partition)
-        if index is None:
-            index = self._indexes[partition] = DeadlineIndex()
-            for record_id, stored in self.table.items():
-                if stored and stored["p"] == partition:
-                    index.update(record_id, self.core.next_due_ms(self.core.restore(stored["s"])))
-            log.info(
-                "deadline index of partition %d rebuilt: %d records with a pending threshold", partition, len(index)
+            messages.append(
+                ("transitions", output.record_id, KPI_TRANSITION.encode(transition_message(output, fired_at)))
             )
-        return index
+        duration = duration_message(output)
+        if duration is not None:
+            messages.append(("durations", output.record_id, KPI_DURATION.encode(duration)))
+    return messages
 
-    def _save(self, partition: int, state: RecordState) -> None:
-        self.table[state.record_id] = {"p": partition, "s": snapshot(state)}
-        self._index(partition).update(state.record_id, self.core.next_due_ms(state))
 
-    async def _emit(self, outputs: list[Output], now_ms: int) -> None:
+class SlaProcessor:
+    """What the agent does with each batch; holds the core, the table and one PartitionLogic per partition."""
+
+    def __init__(
+        self,
+        app: AppT,
+        core: SlaCore,
+        table: TableT[bytes, bytes],
+        topics: OutputTopics,
+        metrics: SlaMetrics,
+        *,
+        commit_interval_s: float,
+        max_cached_records: int,
+    ) -> None:
+        self.app = app
+        self.core = core
+        self.table = table
+        self.topics = topics
+        self.metrics = metrics
+        self.commit_interval_s = commit_interval_s
+        self.max_cached_records = max_cached_records
+        self.counts = Counts()
+        self.partitions: dict[int, PartitionLogic] = {}
+        self.positions: dict[tuple[str, int], int] = {}
+        """Last processed offset per (topic, partition), for the consumer-lag gauge."""
+        self._last_commit = time.monotonic()
+
+    def forget_partitions(self) -> None:
+        """Partitions moved: drop every PartitionLogic; each is rebuilt from the table at its next message."""
+        self.partitions.clear()
+
+    async def process(self, stream: StreamT, events: Sequence[EventT]) -> None:
+        """Process one batch: compute everything, write the table, send the outputs, ack, maybe commit."""
+        started = time.perf_counter()
+        sends: list[_Send] = []
+        touched: set[int] = set()
+        for event in events:
+            message = event.message
+            self.counts.received += 1
+            self.positions[(message.topic, message.partition)] = message.offset
+            reason = self._one(event, sends)
+            if reason:
+                self._dead_letter(event, *reason, sends=sends)
+            else:
+                self.counts.processed += 1
+                self.metrics.event(message.topic, "processed")
+            touched.add(message.partition)
+        for partition in touched:
+            self._persist(partition, sends)
+        for send in sends:
+            await send.topic.send(key=send.key, value=send.value, partition=send.partition)
+        for event in events:
+            await stream.ack(event)
+        if time.monotonic() - self._last_commit >= self.commit_interval_s:
+            await self.app.consumer.commit()
+            self._last_commit = time.monotonic()
+        self.metrics.batch(len(events), time.perf_counter() - started)
+        self.metrics.flush()
+
+    def _one(self, event: EventT, sends: list[_Send]) -> tuple[str, str] | None:
+        """Process one message; return ``(reason, detail)`` if it must be dead-lettered."""
+        message = event.message
+        logic = self._partition(message.partition)
+        result = step(logic, message.key, message.value)
+        if result.tick:
+            self.counts.ticks += 1
+            self.metrics.tick(message.topic)
+        if result.outputs:
+            self._emit(result.outputs, message.partition, logic.watermark_ms, sends)
+        return result.rejected
+
+    def _emit(self, outputs: list[Output], partition: int, watermark_ms: int | None, sends: list[_Send]) -> None:
+        wall_s = time.time()
+        topics = {"alerts": self.topics.alerts, "transitions": self.topics.transitions,
+                  "durations": self.topics.durations}  # fmt: skip
         for output in outputs:
+            self.counts.outputs[output.kind.value] += 1
             if output.is_alert:
-                value = SLA_ALERT.encode(alert_value(output, now_ms))
-                await self.alerts.send(key=output.record_id.encode(), value=value)
-                self.counts.alerts += 1
+                self.metrics.alert(output.kind.value, output.policy, wall_s - output.at_ms / 1000)
+            else:
+                self.metrics.transition(output.kind.value, output.policy)
+        for kind, record_id, value in output_messages(outputs, watermark_ms):
+            sends.append(_Send(topics[kind], record_id.encode(), value, partition))
 
-    async def _dead_letter(self, event: EventT, reason: str, detail: str) -> None:
+    def _persist(self, partition: int, sends: list[_Send]) -> None:
+        """Write the partition's changed records and its watermark to the table and its changelog partition.
+
+        The changelog messages are sent with the outputs (awaited, before the offsets are acknowledged), not
+        through Faust's background buffer, so that they belong to the same transaction as the batch.
+        """
+        logic = self.partitions[partition]
+        changelog = self.table.changelog_topic
+        for state in logic.take_dirty():
+            key = state.record_id.encode()
+            value = logic.stored(partition, state)
+            self.table.data[key] = value
+            sends.append(_Send(changelog, key, value, partition))
+        if logic.watermark_moved and logic.watermark_ms is not None:
+            logic.watermark_moved = False
+            key, value = watermark_key(partition).encode(), str(logic.watermark_ms).encode()
+            self.table.data[key] = value
+            sends.append(_Send(changelog, key, value, partition))
+        logic.evict(self.max_cached_records)
+
+    def _partition(self, partition: int) -> PartitionLogic:
+        logic = self.partitions.get(partition)
+        if logic is None:
+            logic = self.partitions[partition] = self._rebuild(partition)
+        return logic
+
+    def _rebuild(self, partition: int) -> PartitionLogic:
+        """The PartitionLogic of ``partition`` from the table: its watermark and both indexes."""
+        started = time.perf_counter()
+        known = []
+        watermark: int | None = None
+        prefix = WATERMARK_KEY_PREFIX.encode()
+        own_watermark = watermark_key(partition).encode()
+        for key, value in self.table.data.items():
+            if key.startswith(prefix):
+                if key == own_watermark:
+                    watermark = int(value)
+                continue
+            stored = read_stored(key.decode(), value, header_only=True)
+            if stored.partition == partition:
+                known.append((key.decode(), stored))
+        logic = PartitionLogic(self.core, self._load, watermark, known)
+        log.info(
+            "partition %d: state rebuilt from the table in %.3f s: %d records, %d with a pending threshold, "
+            "watermark %s",
+            partition, time.perf_counter() - started, len(known), len(logic), watermark,
+        )  # fmt: skip
+        return logic
+
+    def _load(self, record_id: str) -> RecordState | None:
+        value = self.table.data.get(record_id.encode())
+        if value is None:
+            return None
+        stored = read_stored(record_id, value)
+        assert stored.snapshot is not None
+        return self.core.restore(stored.snapshot)
+
+    def _dead_letter(self, event: EventT, reason: str, detail: str, *, sends: list[_Send]) -> None:
         message = event.message
         log.warning("dead-lettered %s[%d]@%d: %s: %s", message.topic, message.partition, message.offset, reason, detail)
         value = DEAD_LETTER.encode(
@@ -174,11 +287,75 @@ class SlaProcessor:
                 "dead_lettered_at_ms": int(time.time() * 1000),
             }
         )
-        await self.dead_letters.send(key=message.key, value=value)
+        sends.append(_Send(self.topics.dead_letters, message.key, value, message.partition))
         self.counts.dead_lettered += 1
+        self.metrics.event(message.topic, "dead_lettered", reason)
+
+    def update_gauges(self, now_ms: int) -> None:
+        """Open KPIs by state (of the records in memory, at each partition's watermark) and consumer lag."""
+        states: Counter[str] = Counter()
+        for logic in self.partitions.values():
+            at = now_ms if logic.watermark_ms is None else logic.watermark_ms
+            for state in logic.cached():
+                for clock in state.clocks():
+                    if clock.ended_at_ms is None:
+                        states[clock.state_at(at).value] += 1
+        self.metrics.set_open_kpis(dict(states))
+        lag = {}
+        for (topic, partition), offset in self.positions.items():
+            highwater = self.app.consumer.highwater(TP(topic, partition))
+            if highwater is not None:
+                lag[(topic, partition)] = max(0, highwater - offset - 1)
+        self.metrics.set_lag(lag)
+        self.metrics.flush()
+
+    def record_view(self, record_id: str, now_ms: int) -> dict[str, Any] | None:
+        """The JSON of ``GET /sla/records/{id}`` if this worker holds the record, else ``None``.
+
+        Times are shown at the partition's watermark when it is ahead of ``now_ms`` (a replay in simulated
+        time), else at ``now_ms`` (wall clock, UTC epoch ms).
+        """
+        for logic in self.partitions.values():
+            state = logic.record(record_id)
+            if state is not None:
+                return record_view(state, max(now_ms, logic.watermark_ms or now_ms))
+        return None
+
+    def urgent(self, limit: int, *, owner: str | None, queue: str | None, tier: str | None) -> list[UrgentKpi]:
+        """The ``limit`` open KPIs of this worker's partitions with the earliest deadlines, filtered."""
+        found = [
+            entry
+            for logic in self.partitions.values()
+            for entry in logic.urgency.most_urgent(limit, owner=owner, queue=queue, tier=tier)
+        ]
+        return heapq.nsmallest(limit, found, key=lambda e: (e.deadline_ms, e.record_id, e.kpi, e.kpi_instance))
 
 
-async def consume(processor: SlaProcessor, stream: StreamT) -> None:
-    """The agent body: every message of the stream through :meth:`SlaProcessor.handle`."""
-    async for event in stream.events():
-        await processor.handle(event)
+def record_view(state: RecordState, now_ms: int) -> dict[str, Any]:
+    """A record's KPIs as the web view shows them (times in UTC epoch ms and durations in ms)."""
+    kpis = []
+    for clock in state.clocks():
+        deadline = clock.deadline_ms()
+        kpis.append(
+            {
+                "kpi": clock.name,
+                "instance": clock.instance,
+                "policy": clock.policy,
+                "policy_version": clock.version,
+                "state": clock.state_at(now_ms).value,
+                "started_at_ms": clock.started_at_ms,
+                "deadline_ms": deadline,
+                "remaining_ms": None if deadline is None or clock.ended_at_ms is not None else deadline - now_ms,
+                "target_ms": clock.spec.target_ms,
+                "business_elapsed_ms": clock.business_elapsed(now_ms),
+                "paused_ms": clock.paused_elapsed(now_ms),
+                "ended_at_ms": clock.ended_at_ms,
+            }
+        )
+    return {
+        "record_id": state.record_id,
+        "entity_type": state.live.entity_type,
+        "attributes": dict(state.live.attributes),
+        "watermark_ms": state.watermark_ms,
+        "kpis": kpis,
+    }

@@ -1,19 +1,30 @@
-"""Every Kafka topic of slaflow, declared once, with one naming pattern: ``{prefix}.{name}``.
+"""Every Kafka topic of slaflow, declared once. Default names: ``{prefix}.{name}``; each can be overridden.
 
-=====================  ===========  ============================================
-topic                  key          value (Avro single-object, ``schemas/``)
-=====================  ===========  ============================================
-PREFIX.case-events     record id    InputMessage: a RecordEvent of a case (or any
-                                    other CRM record), or a ClockTick written by
-                                    the ticker into every partition
-PREFIX.alerts          record id    SlaAlert: warnings and breaches
-PREFIX.dead-letters    original     DeadLetter: input that could not be
-                                    processed, with its bytes and the reason
-=====================  ===========  ============================================
+=====================  =============  ==========================================
+topic                  key            value (Avro single-object, ``schemas/``)
+=====================  =============  ==========================================
+PREFIX.case-events     record id      InputMessage: a RecordEvent, an
+                                      ActivityEvent (keyed by the record it
+                                      regards), or a ClockTick written by the
+                                      ticker into every partition
+PREFIX.calls           case id, else  InputMessage: a CallEvent (telephony);
+                       call id        calls of a case reach the case's state
+PREFIX.alerts          record id      SlaAlert: warnings, breaches, escalations
+PREFIX.kpi-transitions record id      KpiTransition: started, paused, resumed,
+                                      re-targeted, reopened, met, cancelled
+PREFIX.kpi-durations   record id      KpiDuration: the measured durations of a
+                                      KPI instance when it ends
+PREFIX.dead-letters    original key   DeadLetter: input that could not be
+                                      processed, with its bytes and the reason
+=====================  =============  ==========================================
 
 Keys are record ids, so everything about one record lands on one partition and
-its SLA state lives with that partition. Topics are created when missing with
-the configured partitions and replication factor.
+its SLA state lives with that partition. The two input topics must have the
+same partition count (they are co-partitioned: a case's calls and events meet
+in one partition), and every output topic at least as many: an output is
+written to the partition of the same number as its input, which keeps each
+partition's effects in that partition's Kafka transaction. Topics are created
+when missing with the configured partitions and replication factor.
 """
 
 from __future__ import annotations
@@ -29,39 +40,84 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from agents.settings import Settings
+from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TopicNames:
-    """The names of slaflow's topics for one prefix."""
+    """The names of slaflow's topics: ``{prefix}.{name}`` unless a name is given."""
 
     prefix: str
+    case_events_name: str = ""
+    calls_name: str = ""
+    alerts_name: str = ""
+    transitions_name: str = ""
+    durations_name: str = ""
+    dead_letters_name: str = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> TopicNames:
+        """The topic names configured in ``settings`` (prefix and per-topic overrides)."""
+        return cls(
+            settings.topic_prefix,
+            settings.topic_case_events,
+            settings.topic_calls,
+            settings.topic_alerts,
+            settings.topic_transitions,
+            settings.topic_durations,
+            settings.topic_dead_letters,
+        )
 
     @property
     def case_events(self) -> str:
-        """Input: record events and clock ticks."""
-        return f"{self.prefix}.case-events"
+        """Input: record and activity events, and clock ticks."""
+        return self.case_events_name or f"{self.prefix}.case-events"
+
+    @property
+    def calls(self) -> str:
+        """Input: telephony call events."""
+        return self.calls_name or f"{self.prefix}.calls"
 
     @property
     def alerts(self) -> str:
-        """Output: SLA warnings and breaches."""
-        return f"{self.prefix}.alerts"
+        """Output: SLA warnings, breaches and escalations."""
+        return self.alerts_name or f"{self.prefix}.alerts"
+
+    @property
+    def transitions(self) -> str:
+        """Output: KPI transitions (everything that is not an alert)."""
+        return self.transitions_name or f"{self.prefix}.kpi-transitions"
+
+    @property
+    def durations(self) -> str:
+        """Output: measured durations of ended KPI instances."""
+        return self.durations_name or f"{self.prefix}.kpi-durations"
 
     @property
     def dead_letters(self) -> str:
         """Output: input that could not be processed, with the reason."""
-        return f"{self.prefix}.dead-letters"
+        return self.dead_letters_name or f"{self.prefix}.dead-letters"
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The topics the SLA agent consumes."""
+        return (self.case_events, self.calls)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The topics the SLA agent writes."""
+        return (self.alerts, self.transitions, self.durations, self.dead_letters)
 
     def all(self) -> tuple[str, ...]:
         """Every topic name."""
-        return (self.case_events, self.alerts, self.dead_letters)
+        return (*self.inputs, *self.outputs)
 
 
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Create whichever of the topics is missing; return the names created."""
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames.of(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000))
     await admin.start()
     try:
@@ -75,6 +131,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str
                 )
             await _wait_until_ready(admin, settings.kafka_bootstrap, missing, timeout_s)
             log.info("created topics %s", ", ".join(missing))
+        await _check_partitions(admin, names)
         return missing
     finally:
         await admin.close()
@@ -114,3 +171,21 @@ async def _wait_for_offsets(bootstrap: str, described: list[dict[str, Any]], tim
     finally:
         fetcher_log.setLevel(level)
         await consumer.stop()
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, names: TopicNames) -> None:
+    """Refuse topics whose partition counts break co-partitioning (see the module doc)."""
+    counts = {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(list(names.all()))}
+    inputs = {counts[name] for name in names.inputs}
+    if len(inputs) != 1:
+        raise ConfigError(
+            f"the input topics {names.case_events} and {names.calls} must have the same number of partitions "
+            f"(they are co-partitioned by record id), found {counts[names.case_events]} and {counts[names.calls]}"
+        )
+    (needed,) = inputs
+    short = [f"{name} ({counts[name]})" for name in names.outputs if counts[name] < needed]
+    if short:
+        raise ConfigError(
+            f"output topics need at least {needed} partitions, the input topics' count (each input partition "
+            f"writes to its own number): {', '.join(short)}"
+        )

@@ -9,11 +9,19 @@ which schema wrote a message, without a schema registry, and can resolve it
 against its own (newer or older) schema.
 
 fastavro does the work in the hot path. Any failure to encode or decode raises
-:class:`CodecError`, never a fastavro or ``struct`` exception.
+:class:`CodecError`, never a fastavro or ``struct`` exception; its ``reason``
+says what the agent dead-letters the message as.
+
+The input topic carries :class:`streams.events.RecordEvent`,
+:class:`~streams.events.ActivityEvent`, :class:`~streams.events.CallEvent` and
+:class:`~streams.events.Tick`: :func:`encode_input` and :func:`decode_input`
+convert between them and bytes. The output topics' values are built by
+:mod:`schemas.messages`. docs/events.md is the reference of every message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -25,7 +33,16 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
 from streams.errors import SlaflowError
-from streams.events import RecordEvent
+from streams.events import (
+    SCHEMA_VIOLATION,
+    ActivityEvent,
+    CallEvent,
+    EventError,
+    InputEvent,
+    RecordEvent,
+    Tick,
+    validate,
+)
 
 SCHEMA_DIR: Final = Path(__file__).resolve().parent
 MAGIC: Final = b"\xc3\x01"
@@ -55,11 +72,24 @@ def crc64_avro(data: bytes) -> int:
     return fp
 
 
+UNDECODABLE: Final = "undecodable"
+"""The reason of bytes that are not a message of a known version of the expected schema."""
+UNENCODABLE: Final = "unencodable"
+"""The reason of a value that does not fit the schema it is encoded with."""
+
+
 class CodecError(SlaflowError):
     """Bytes that are not a message of the expected schema, or a value that does not fit it.
 
-    Not retriable: the same bytes will fail the same way; dead-letter them.
+    Not retriable: the same bytes will fail the same way; dead-letter them. ``reason`` is the dead-letter
+    reason: ``undecodable``, ``schema_violation`` (decodable, but the content breaks
+    :func:`streams.events.validate`) or, when encoding, ``unencodable``; ``str()`` is the detail.
     """
+
+    def __init__(self, detail: str, reason: str = UNDECODABLE) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 class Codec:
@@ -95,7 +125,7 @@ class Codec:
         try:
             schemaless_writer(buffer, self.schema, value)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            raise CodecError(f"cannot encode as {self.name}: {exc}") from exc
+            raise CodecError(f"cannot encode as {self.name}: {exc}", UNENCODABLE) from exc
         return buffer.getvalue()
 
     def decode(self, data: bytes) -> dict[str, Any]:
@@ -126,42 +156,98 @@ class Codec:
         return result
 
 
-def _load(*names: str) -> dict[str, Codec]:
-    """Parse the named ``.avsc`` files in order (later ones may refer to earlier ones)."""
-    named: dict[str, Any] = {}
-    codecs = {}
-    for name in names:
-        with open(SCHEMA_DIR / f"{name}.avsc", encoding="utf-8") as handle:
-            raw = json.load(handle)
-        parse_schema(raw, named_schemas=named)
-        expanded = cast("dict[str, Any]", parse_schema(raw, named_schemas=dict(named), expand=True))
-        codecs[name] = Codec(name, expanded)
-    return codecs
+def _codec(name: str, named: dict[str, Any]) -> Codec:
+    """The codec of ``<name>.avsc``, which may refer to the types in ``named``; its own named types are added."""
+    with open(SCHEMA_DIR / f"{name}.avsc", encoding="utf-8") as handle:
+        raw = json.load(handle)
+    parse_schema(raw, named_schemas=named)
+    expanded = cast("dict[str, Any]", parse_schema(raw, named_schemas=dict(named), expand=True))
+    return Codec(name, expanded)
 
 
-_CODECS: Final = _load("record_event", "clock_tick", "input_message", "sla_alert", "dead_letter")
+_NAMED: Final[dict[str, Any]] = {}
+_CODECS: Final = {
+    name: _codec(name, _NAMED)  # in order: later files refer to named types of earlier ones
+    for name in (
+        "record_event",
+        "activity_event",
+        "call_event",
+        "clock_tick",
+        "input_message",
+        "sla_alert",
+        "kpi_transition",
+        "kpi_duration",
+        "dead_letter",
+    )
+}
 
 INPUT_MESSAGE: Final = _CODECS["input_message"]
-"""Values of the input topic: ``{"body": RecordEvent | ClockTick}``."""
+"""Values of the input topic: ``{"body": RecordEvent | ActivityEvent | CallEvent | ClockTick}``."""
 SLA_ALERT: Final = _CODECS["sla_alert"]
-"""Values of the alerts topic."""
+"""Values of the alerts topic (:func:`schemas.messages.alert_message`)."""
+KPI_TRANSITION: Final = _CODECS["kpi_transition"]
+"""Values of the KPI transitions topic (:func:`schemas.messages.transition_message`)."""
+KPI_DURATION: Final = _CODECS["kpi_duration"]
+"""Values of the KPI durations topic (:func:`schemas.messages.duration_message`)."""
 DEAD_LETTER: Final = _CODECS["dead_letter"]
 """Values of the dead-letter topic."""
 
+# Messages of slaflow 0.1 (before activities and calls) still decode, resolved to the current schema.
+INPUT_MESSAGE.add_writer(_codec("input_message_v1", dict(_NAMED)).schema)
 
-def encode_event(event: RecordEvent) -> bytes:
-    """The input-topic message of a record event."""
-    body = {
-        "event_id": event.event_id,
-        "record_id": event.record_id,
-        "entity_type": event.entity_type,
-        "kind": event.kind,
-        "occurred_at_ms": event.occurred_at_ms,
-        "attributes": dict(event.attributes),
-    }
-    return INPUT_MESSAGE.encode({"body": ("slaflow.RecordEvent", body)})
+_TICK: Final = "slaflow.ClockTick"
+_EVENT_TYPES: Final[dict[str, type[InputEvent]]] = {
+    "slaflow.RecordEvent": RecordEvent,
+    "slaflow.ActivityEvent": ActivityEvent,
+    "slaflow.CallEvent": CallEvent,
+}
+"""The event class of each branch of ``InputMessage.body``; its fields are the branch's fields, by name."""
+_BRANCHES: Final = {
+    event_type: (name, tuple(f.name for f in dataclasses.fields(event_type)))
+    for name, event_type in _EVENT_TYPES.items()
+}
+
+
+def encode_input(message: InputEvent | Tick, source: str = "") -> bytes:
+    """The input-topic message of an event or a tick; ``source`` names a tick's writer (the ticker's worker id).
+
+    Raises :class:`CodecError` with reason ``schema_violation`` for a message :func:`streams.events.validate`
+    refuses (every reader would dead-letter it), ``unencodable`` for one that does not fit the schema.
+    """
+    _validate(message, type(message).__name__)
+    if isinstance(message, Tick):
+        body: tuple[str, dict[str, Any]] = (_TICK, {"at_ms": message.at_ms, "source": source})
+    else:
+        name, fields = _BRANCHES[type(message)]
+        body = (name, {field: getattr(message, field) for field in fields})
+    return INPUT_MESSAGE.encode({"body": body})
+
+
+def decode_input(data: bytes) -> InputEvent | Tick:
+    """The event or tick of an input-topic message (of the current or an older known writer schema).
+
+    Raises :class:`CodecError` with reason ``undecodable`` for bytes that are not such a message, and
+    ``schema_violation`` for a message whose content :func:`streams.events.validate` refuses: the agent
+    dead-letters both with that reason.
+    """
+    name, body = INPUT_MESSAGE.decode(data)["body"]
+    message = Tick(body["at_ms"]) if name == _TICK else _EVENT_TYPES[name](**body)
+    _validate(message, name)
+    return message
+
+
+def _validate(message: InputEvent | Tick, name: str) -> None:
+    try:
+        validate(message)
+    except EventError as exc:
+        raise CodecError(f"{name}: {exc.detail}", SCHEMA_VIOLATION) from exc
+
+
+def encode_event(event: InputEvent) -> bytes:
+    """The input-topic message of an event (:func:`encode_input`, for the producers that write only events)."""
+    return encode_input(event)
 
 
 def encode_tick(at_ms: int, source: str) -> bytes:
     """The input-topic message of a clock tick at ``at_ms`` (UTC epoch ms), written by ``source``."""
-    return INPUT_MESSAGE.encode({"body": ("slaflow.ClockTick", {"at_ms": at_ms, "source": source})})
+    return encode_input(Tick(at_ms), source)

@@ -31,7 +31,7 @@ def test_valid_lines_are_sent_keyed_by_record_and_bad_lines_reported(settings: S
     assert "events.jsonl:10: missing_field" in errors.getvalue()
 
     async def consume() -> list[tuple[bytes, dict]]:
-        topic = TopicNames(settings.topic_prefix).case_events
+        topic = TopicNames.of(settings).case_events
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
         await consumer.start()
         got: list[tuple[bytes, dict]] = []

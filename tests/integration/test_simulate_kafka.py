@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 async def count_messages(settings: Settings, expected_events: int) -> Counter[str]:
-    topic = TopicNames(settings.topic_prefix).case_events
+    topic = TopicNames.of(settings).case_events
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     kinds: Counter[str] = Counter()

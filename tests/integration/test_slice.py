@@ -31,7 +31,7 @@ policies:
 async def wait_for_ticks(settings: Settings, worker: "subprocess.Popen[bytes]", timeout_s: float = 90.0) -> None:
     """The worker is up once its ticker writes into the input topic."""
     consumer = AIOKafkaConsumer(
-        TopicNames(settings.topic_prefix).case_events,
+        TopicNames.of(settings).case_events,
         bootstrap_servers=settings.kafka_bootstrap,
         auto_offset_reset="earliest",
     )
@@ -66,7 +66,7 @@ def test_case_created_fires_warning_and_breach_and_lands_in_clickhouse(settings:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     settings = settings.replace(policies=policy)
-    names = TopicNames(settings.topic_prefix)
+    names = TopicNames.of(settings)
     asyncio.run(ensure_topics(settings))
     worker = start_worker(settings, tmp_path / "worker.log")
     try:

@@ -1,0 +1,141 @@
+"""Helpers of the pipeline tests: produce input, read outputs as a read_committed consumer, wait for a worker
+to catch up, and compute from the input topic itself what the worker must have written."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.structs import ConsumerRecord
+
+from agents.app import load_policy_versions
+from agents.settings import Settings
+from agents.sla import output_messages, step
+from agents.topics import TopicNames
+from streams.core import SlaCore
+from streams.partition import PartitionLogic
+
+Message = tuple[str, bytes | None, bytes, int | None]
+"""(topic, key, value, partition or None for the key's partition)."""
+
+
+async def produce(bootstrap: str, messages: Iterable[Message]) -> int:
+    """Send ``messages`` in order (idempotent producer, all acks); return how many."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    await producer.start()
+    sent = 0
+    try:
+        futures = []
+        for topic, key, value, partition in messages:
+            futures.append(await producer.send(topic, value, key=key, partition=partition))
+            sent += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def read_all(bootstrap: str, topics: list[str], *, committed: bool = True) -> list[ConsumerRecord]:
+    """Every message of ``topics`` up to their current end, as a ``read_committed`` reader sees them (or all
+    written ones with ``committed=False``), in partition then offset order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = await partitions_of(admin, topics)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)  # read_committed: the last stable offsets
+        got: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 60
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topics} to their end")
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                got += records
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return sorted(got, key=lambda r: (r.topic, r.partition, r.offset))
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``."""
+    described = await admin.describe_topics(topics)
+    found = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    assert {tp.topic for tp in found} == set(topics), f"missing topics: {set(topics) - {tp.topic for tp in found}}"
+    return sorted(found)
+
+
+async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages of ``topics`` that ``group`` has not committed yet (all partitions together)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        partitions = await partitions_of(admin, topics)
+        ends = await consumer.end_offsets(partitions)
+        try:
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        except GroupCoordinatorNotAvailableError:  # the offsets topic is still being created
+            committed = {}
+        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+                   for tp in partitions)  # fmt: skip
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def wait_caught_up(
+    settings: Settings, alive: Callable[[], bool], timeout_s: float = 180.0, log: Path | None = None
+) -> None:
+    """Wait until the worker group has committed everything on the input topics."""
+    names = TopicNames.of(settings)
+    deadline = time.monotonic() + timeout_s
+    remaining = -1
+    while time.monotonic() < deadline:
+        remaining = await lag(settings.kafka_bootstrap, settings.app_id, list(names.inputs))
+        if remaining == 0:
+            return
+        if not alive():
+            break
+        await asyncio.sleep(0.5)
+    tail = log.read_text()[-4000:] if log and log.exists() else ""
+    raise AssertionError(f"the worker did not catch up: {remaining} messages left, alive={alive()}\n{tail}")
+
+
+def expected_outputs(settings: Settings, inputs: list[ConsumerRecord]) -> dict[str, list[tuple[str, bytes]]]:
+    """What the agent must write for these input messages: ``{topic kind: [(key, value), ...]}``.
+
+    The same per-message logic as the agent (:func:`agents.sla.step`), one fresh partition state per
+    partition, messages in offset order: the outputs of an uninterrupted run. ``inputs`` come from one topic
+    (messages of two co-partitioned topics interleave in the order the worker happened to fetch them).
+    """
+    assert len({record.topic for record in inputs}) <= 1, "expected_outputs needs the messages of one topic"
+    current, previous = load_policy_versions(settings)
+    core = SlaCore(current, previous=previous)
+    by_partition: dict[int, list[ConsumerRecord]] = defaultdict(list)
+    for record in inputs:
+        by_partition[record.partition].append(record)
+    expected: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+    for partition in sorted(by_partition):
+        logic = PartitionLogic(core, lambda _record_id: None)
+        for record in sorted(by_partition[partition], key=lambda r: r.offset):
+            result = step(logic, record.key, record.value)
+            if result.rejected:
+                expected["dead_letters"].append((record.key.decode() if record.key else "", record.value))
+            for kind, record_id, value in output_messages(result.outputs, logic.watermark_ms):
+                expected[kind].append((record_id, value))
+    return expected

@@ -1,0 +1,162 @@
+"""Exactly once on the output topics: workers SIGKILLed at random moments of a stream of 20,000+ events, and a
+rebalance when one of two workers dies and comes back. A read_committed reader must then see every output of
+an uninterrupted run once, and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agents.demo import start_worker, stop_process
+from agents.settings import Settings
+from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
+from agents.topics import TopicNames, ensure_topics
+from schemas.codec import DEAD_LETTER, SLA_ALERT, encode_event, encode_tick
+from tests.integration.pipeline import Message, expected_outputs, lag, produce, read_all, wait_caught_up
+
+pytestmark = pytest.mark.integration
+
+MIN_EVENTS = 20_000
+TICK_EVERY = 250
+"""Events between two clock ticks (in simulated time) written into every partition."""
+
+
+def stream(settings: Settings, seed: int) -> Iterator[Message]:
+    """A simulated contact centre's events in time order, with clock ticks in simulated time, until at least
+    MIN_EVENTS events; then a last tick two days later so that every pending deadline fires."""
+    topic = TopicNames.of(settings).case_events
+    config = SimulationConfig(seed=seed, start_ms=DEFAULT_START_MS, days=3.0, cases_per_day=3_000)
+    last = DEFAULT_START_MS
+    for n, event in enumerate(Simulation(config).events(), 1):
+        yield topic, event.record_id.encode(), encode_event(event), None
+        last = max(last, event.occurred_at_ms)
+        if n % TICK_EVERY == 0:
+            for partition in range(settings.partitions):
+                yield topic, None, encode_tick(last, "test"), partition
+    assert n >= MIN_EVENTS, n
+    for partition in range(settings.partitions):
+        yield topic, None, encode_tick(last + 2 * 86_400_000, "test"), partition
+
+
+async def paced(settings: Settings, messages: list[Message], seconds: float) -> None:
+    """Produce ``messages`` evenly over about ``seconds``."""
+    chunks = 40
+    size = -(-len(messages) // chunks)
+    for start in range(0, len(messages), size):
+        began = time.monotonic()
+        await produce(settings.kafka_bootstrap, messages[start : start + size])
+        await asyncio.sleep(max(0.0, seconds / chunks - (time.monotonic() - began)))
+
+
+def crash_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return settings.replace(
+        tick_interval_s=0, processing_guarantee="exactly_once", web_port=0, commit_interval_s=0.2, batch_size=2000
+    )
+
+
+async def committed_some(settings: Settings, before: int) -> bool:
+    names = TopicNames.of(settings)
+    return await lag(settings.kafka_bootstrap, settings.app_id, list(names.inputs)) < before
+
+
+def check_exactly_once(settings: Settings) -> dict[str, int]:
+    """Compare what a read_committed reader sees on every output topic with an uninterrupted run."""
+    names = TopicNames.of(settings)
+    inputs = asyncio.run(read_all(settings.kafka_bootstrap, [names.case_events]))
+    expected = expected_outputs(settings, inputs)
+    counts = {}
+    for kind, topic in (("alerts", names.alerts), ("transitions", names.transitions),
+                        ("durations", names.durations)):  # fmt: skip
+        got = Counter((r.key.decode(), r.value) for r in asyncio.run(read_all(settings.kafka_bootstrap, [topic])))
+        want = Counter(expected[kind])
+        repeated = {k: n for k, n in got.items() if n > 1}
+        assert not repeated, f"{kind}: {len(repeated)} outputs repeated, e.g. {next(iter(repeated))}"
+        missing, extra = want - got, got - want
+        assert not missing and not extra, f"{kind}: {len(missing)} missing, {len(extra)} unexpected"
+        counts[kind] = sum(got.values())
+    letters = asyncio.run(read_all(settings.kafka_bootstrap, [names.dead_letters]))
+    decoded = Counter((DEAD_LETTER.decode(r.value)["source_partition"], DEAD_LETTER.decode(r.value)["value"])
+                      for r in letters)  # fmt: skip
+    assert all(n == 1 for n in decoded.values()), "a dead letter was written twice"
+    assert sum(decoded.values()) == len(expected["dead_letters"])
+    counts["dead_letters"] = len(letters)
+    assert counts["alerts"] > 1000, counts  # the stream must exercise the alerts
+    alert_ids = Counter(
+        (a["alert_id"], a["revision"])
+        for a in (SLA_ALERT.decode(r.value) for r in asyncio.run(read_all(settings.kafka_bootstrap, [names.alerts])))
+    )
+    assert max(alert_ids.values()) == 1, "an alert id (with its revision) appears twice"
+    return counts
+
+
+def test_sigkill_at_random_moments_loses_and_repeats_nothing(settings: Settings, tmp_path: Path) -> None:
+    settings = crash_settings(settings, tmp_path)
+    asyncio.run(ensure_topics(settings))
+    messages = list(stream(settings, seed=11))
+    rng = random.Random(5)
+    log = tmp_path / "worker.log"
+
+    async def scenario() -> list[float]:
+        feeding = asyncio.create_task(paced(settings, messages, seconds=45))
+        kills: list[float] = []
+        worker = start_worker(settings, log)
+        try:
+            for _ in range(3):
+                before = await lag(settings.kafka_bootstrap, settings.app_id, list(TopicNames.of(settings).inputs))
+                while not await committed_some(settings, before):  # it works: it has committed something
+                    assert worker.poll() is None, log.read_text()[-3000:]
+                    await asyncio.sleep(0.2)
+                delay = rng.uniform(0.0, 3.0)
+                await asyncio.sleep(delay)
+                worker.kill()
+                worker.wait()
+                kills.append(delay)
+                worker = start_worker(settings, log)
+            await feeding
+            await wait_caught_up(settings, lambda: worker.poll() is None, log=log)
+        finally:
+            await asyncio.to_thread(stop_process, worker)
+        return kills
+
+    kills = asyncio.run(scenario())
+    assert len(kills) == 3
+    counts = check_exactly_once(settings)
+    print(f"3 SIGKILLs ({', '.join(f'{k:.2f} s' for k in kills)} after a commit); outputs: {counts}")
+
+
+def test_rebalance_when_one_of_two_workers_dies_and_returns(settings: Settings, tmp_path: Path) -> None:
+    settings = crash_settings(settings, tmp_path)
+    asyncio.run(ensure_topics(settings))
+    messages = list(stream(settings, seed=12))
+    other = settings.replace(data_dir=tmp_path / "data-b")
+
+    async def scenario() -> None:
+        feeding = asyncio.create_task(paced(settings, messages, seconds=50))
+        first = start_worker(settings, tmp_path / "a.log")
+        second = start_worker(other, tmp_path / "b.log")
+        workers: list[subprocess.Popen[bytes]] = [first, second]
+        try:
+            await asyncio.sleep(15)  # both in the group, both working
+            second.kill()  # its partitions move to the first after the session timeout
+            second.wait()
+            await asyncio.sleep(15)
+            second = start_worker(other, tmp_path / "b.log")  # and some move back
+            workers.append(second)
+            await feeding
+            await wait_caught_up(
+                settings, lambda: first.poll() is None and second.poll() is None, log=tmp_path / "a.log"
+            )
+        finally:
+            for worker in workers:
+                await asyncio.to_thread(stop_process, worker)
+
+    asyncio.run(scenario())
+    counts = check_exactly_once(settings)
+    print(f"two workers, one killed and restarted; outputs: {counts}")
