@@ -17,7 +17,7 @@ from faust.types import StreamT
 
 from agents.settings import Settings
 from agents.sink import ClickHouseSinkService
-from agents.sla import OutputTopics, SlaProcessor
+from agents.sla import SlaProcessor
 from agents.ticker import Ticker
 from agents.topics import TopicNames
 from agents.web import add_views
@@ -90,16 +90,7 @@ def create_app(settings: Settings) -> faust.App:
         table_cleanup_interval=3600.0,
     )
 
-    def topic(*topic_names: str) -> faust.TopicT:
-        return app.topic(*topic_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-    inputs = topic(*names.inputs)
-    outputs = OutputTopics(
-        alerts=topic(names.alerts),
-        transitions=topic(names.transitions),
-        durations=topic(names.durations),
-        dead_letters=topic(names.dead_letters),
-    )
+    inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table(
         f"{settings.app_id}-records",
         default=None,
@@ -112,8 +103,9 @@ def create_app(settings: Settings) -> faust.App:
         app,
         core,
         table,
-        outputs,
+        names,
         metrics,
+        exactly_once=settings.processing_guarantee == "exactly_once",
         commit_interval_s=settings.commit_interval_s,
         max_cached_records=settings.max_cached_records,
     )

@@ -25,6 +25,7 @@ from the table when the partition's first message arrives.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import time
@@ -33,8 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faust.types import TP, AppT, EventT, StreamT, TableT, TopicT
+from faust.types import TP, AppT, EventT, StreamT, TableT
 
+from agents.topics import TopicNames
 from schemas.codec import DEAD_LETTER, KPI_DURATION, KPI_TRANSITION, SLA_ALERT, CodecError, decode_input
 from schemas.messages import alert_message, duration_message, transition_message
 from sinks.metrics import SlaMetrics
@@ -58,19 +60,9 @@ class Counts:
     outputs: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(frozen=True)
-class OutputTopics:
-    """Where the agent writes; every topic has (at least) the input topics' partition count."""
-
-    alerts: TopicT
-    transitions: TopicT
-    durations: TopicT
-    dead_letters: TopicT
-
-
 @dataclass(slots=True)
 class _Send:
-    topic: TopicT
+    topic: str
     key: bytes | None
     value: bytes
     partition: int
@@ -139,9 +131,10 @@ class SlaProcessor:
         app: AppT,
         core: SlaCore,
         table: TableT[bytes, bytes],
-        topics: OutputTopics,
+        topics: TopicNames,
         metrics: SlaMetrics,
         *,
+        exactly_once: bool,
         commit_interval_s: float,
         max_cached_records: int,
     ) -> None:
@@ -149,6 +142,7 @@ class SlaProcessor:
         self.core = core
         self.table = table
         self.topics = topics
+        self.exactly_once = exactly_once
         self.metrics = metrics
         self.commit_interval_s = commit_interval_s
         self.max_cached_records = max_cached_records
@@ -180,8 +174,15 @@ class SlaProcessor:
             touched.add(message.partition)
         for partition in touched:
             self._persist(partition, sends)
-        for send in sends:
-            await send.topic.send(key=send.key, value=send.value, partition=send.partition)
+        producer = self.app.producer
+        delivered = [
+            await producer.send(
+                send.topic, send.key, send.value, send.partition, None, None,
+                transactional_id=self._transaction(send.partition),
+            )
+            for send in sends
+        ]  # fmt: skip
+        await asyncio.gather(*delivered)
         for event in events:
             await stream.ack(event)
         if time.monotonic() - self._last_commit >= self.commit_interval_s:
@@ -189,6 +190,17 @@ class SlaProcessor:
             self._last_commit = time.monotonic()
         self.metrics.batch(len(events), time.perf_counter() - started)
         self.metrics.flush()
+
+    def _transaction(self, partition: int) -> str | None:
+        """The Kafka transaction of an input partition's effects: Faust's own id for that partition's producer.
+
+        Faust picks a send's transaction from the destination partition of a topic its consumer subscribes to,
+        and sends to other topics (our outputs) outside any transaction; so the agent names it itself.
+        """
+        if not self.exactly_once:
+            return None
+        group = self.app.assignor.group_for_topic(self.topics.case_events)
+        return f"{self.app.conf.id}-{group}-{partition}"
 
     def _one(self, event: EventT, sends: list[_Send]) -> tuple[str, str] | None:
         """Process one message; return ``(reason, detail)`` if it must be dead-lettered."""
@@ -222,7 +234,7 @@ class SlaProcessor:
         through Faust's background buffer, so that they belong to the same transaction as the batch.
         """
         logic = self.partitions[partition]
-        changelog = self.table.changelog_topic
+        changelog = self.table.changelog_topic.get_topic_name()
         for state in logic.take_dirty():
             key = state.record_id.encode()
             value = logic.stored(partition, state)

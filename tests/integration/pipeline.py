@@ -78,8 +78,9 @@ async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[T
     return sorted(found)
 
 
-async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """Messages of ``topics`` that ``group`` has not committed yet (all partitions together)."""
+async def progress(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
+    """``(committed, end)``: offsets of ``topics`` that ``group`` has committed, and their end offsets, summed
+    over all partitions."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await admin.start()
@@ -91,11 +92,17 @@ async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
             committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
         except GroupCoordinatorNotAvailableError:  # the offsets topic is still being created
             committed = {}
-        return sum(ends[tp] - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                   for tp in partitions)  # fmt: skip
+        done = sum(max(committed[tp].offset, 0) for tp in partitions if tp in committed)
+        return done, sum(ends.values())
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages of ``topics`` that ``group`` has not committed yet (all partitions together)."""
+    done, end = await progress(bootstrap, group, topics)
+    return end - done
 
 
 async def wait_caught_up(
