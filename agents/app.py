@@ -15,6 +15,7 @@ from typing import Any, Final, cast
 import faust
 from faust.types import StreamT
 
+from agents import faust_fixes
 from agents.settings import Settings
 from agents.sink import ClickHouseSinkService
 from agents.sla import SlaProcessor
@@ -60,9 +61,11 @@ def load_policy_versions(settings: Settings) -> tuple[PolicySet, list[PolicySet]
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for ``settings``; run it with ``faust.Worker(app).execute_from_commandline()``."""
+    faust_fixes.apply()
     current, previous = load_policy_versions(settings)
     core = SlaCore(current, previous=previous)
     names = TopicNames.of(settings)
+    exactly_once = settings.processing_guarantee == "exactly_once"
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -73,14 +76,20 @@ def create_app(settings: Settings) -> faust.App:
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # The agent commits itself, between batches (see agents.sla): Faust's own timed and counted commits
-        # could land in the middle of a batch and commit its outputs with the offsets of the batch before.
+        # The agent commits itself, between batches (agents.sla, agents.faust_fixes): Faust's own timed and
+        # counted commits could land in the middle of a batch and commit its outputs without its offsets.
         broker_commit_interval=COMMIT_NEVER_S,
         broker_commit_every=COMMIT_NEVER_MESSAGES,
         # A SIGKILLed worker's partitions move after this many seconds without a heartbeat (Faust's default
         # is 60 s: a minute without alerts for those partitions).
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_heartbeat_interval=SESSION_TIMEOUT_S / 5,
+        # No standby replicas: with exactly-once, Faust's standby recovery misreads the changelog's end (the last
+        # stable offset) after a partition returns to a worker, and crashes with a ConsistencyError. A partition
+        # that moves is restored from its changelog instead.
+        table_standby_replicas=0,
+        # With exactly-once the agent commits at a revocation itself; Faust need not wait for acknowledgements.
+        stream_wait_empty=not exactly_once,
         stream_buffer_maxsize=max(4096, 2 * settings.batch_size),
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
@@ -90,6 +99,8 @@ def create_app(settings: Settings) -> faust.App:
         table_cleanup_interval=3600.0,
     )
 
+    if exactly_once:
+        faust_fixes.commits_itself(app)
     inputs = app.topic(*names.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     table = app.Table(
         f"{settings.app_id}-records",
@@ -105,7 +116,7 @@ def create_app(settings: Settings) -> faust.App:
         table,
         names,
         metrics,
-        exactly_once=settings.processing_guarantee == "exactly_once",
+        exactly_once=exactly_once,
         commit_interval_s=settings.commit_interval_s,
         max_cached_records=settings.max_cached_records,
     )
@@ -113,12 +124,19 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(inputs, name="sla", concurrency=1)
     async def sla_agent(stream: StreamT) -> None:
         batches = cast(faust.Stream[bytes], stream).take_events(settings.batch_size, within=settings.batch_window_s)
-        async for events in batches:
-            await processor.process(stream, events)
+        try:
+            async for events in batches:
+                await processor.process(stream, events)
+        except Exception as exc:
+            # Not retriable in place: the batch's state and outputs are half done. Stop the worker (restarted by
+            # its supervisor, it resumes from the last commit) rather than let Faust restart the agent alone.
+            log.exception("the SLA agent failed; stopping the worker")
+            await app.crash(exc)
+            raise
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust's stub wants a keyword `signal`
     async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        processor.forget_partitions()
+        await processor.on_partitions_revoked()
 
     @app.timer(GAUGE_INTERVAL_S)
     async def gauges() -> None:

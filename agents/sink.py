@@ -91,16 +91,25 @@ class ClickHouseSinkService(Service):
         self.rows_written = 0
         super().__init__()
 
-    async def on_start(self) -> None:
-        """Connect to ClickHouse (creating the tables) before consuming."""
+    async def _connect(self) -> ClickHouseSink:
+        """Connect to ClickHouse (creating the tables), retrying with back-off: an absent ClickHouse must not
+        stop the worker, whose alerts do not depend on it."""
         s = self.settings
-        client = await asyncio.to_thread(connect, s.effective_clickhouse_url, s.clickhouse_database)
-        self.sink = ClickHouseSink(client, s.clickhouse_database)
-        log.info("ClickHouse sink writing to %s (database %s)", s.effective_clickhouse_url, s.clickhouse_database)
+        delay = 0.5
+        while True:
+            try:
+                client = await asyncio.to_thread(connect, s.effective_clickhouse_url, s.clickhouse_database)
+            except SinkError as exc:
+                log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
+                await self.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            log.info("ClickHouse sink writing to %s (database %s)", s.effective_clickhouse_url, s.clickhouse_database)
+            return ClickHouseSink(client, s.clickhouse_database)
 
     @Service.task
     async def _consume(self) -> None:
-        assert self.sink is not None
+        self.sink = await self._connect()
         consumer = sink_consumer(self.settings)
         await consumer.start()
         try:

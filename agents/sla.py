@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import TopicPartition
 from faust.types import TP, AppT, EventT, StreamT, TableT
 
 from agents.topics import TopicNames
@@ -151,20 +152,64 @@ class SlaProcessor:
         self.positions: dict[tuple[str, int], int] = {}
         """Last processed offset per (topic, partition), for the consumer-lag gauge."""
         self._last_commit = time.monotonic()
+        self.batch_lock = asyncio.Lock()
+        self._uncommitted: dict[tuple[str, int], int] = {}
+        """Last processed offset per input (topic, partition) since the last commit."""
 
     def forget_partitions(self) -> None:
         """Partitions moved: drop every PartitionLogic; each is rebuilt from the table at its next message."""
+        log.info("partitions revoked: forgetting the state of partitions %s", sorted(self.partitions))
         self.partitions.clear()
+        self.positions.clear()
 
     async def process(self, stream: StreamT, events: Sequence[EventT]) -> None:
-        """Process one batch: compute everything, write the table, send the outputs, ack, maybe commit."""
+        """Process one batch: compute everything, write the table, send the outputs, ack, maybe commit.
+
+        Holds the batch lock throughout, so that the commit at a partition revocation
+        (:meth:`on_partitions_revoked`) never lands in the middle of a batch.
+        """
         started = time.perf_counter()
+        async with self.batch_lock:
+            await self._process(stream, events)
+            if time.monotonic() - self._last_commit >= self.commit_interval_s:
+                await self.commit()
+        self.metrics.batch(len(events), time.perf_counter() - started)
+        self.metrics.flush()
+
+    async def commit(self) -> None:
+        """Commit what the batches since the last commit did.
+
+        With exactly-once: for each input partition, its next offsets go into its own transaction (the one its
+        outputs and table writes were sent in), and the transaction commits; a new one begins. Otherwise Faust
+        commits the acknowledged offsets after flushing its producer.
+        """
+        if self.exactly_once:
+            by_transaction: dict[str, dict[TopicPartition, int]] = {}
+            for (topic, partition), offset in self._uncommitted.items():
+                tid = self._transaction(partition)
+                assert tid is not None
+                by_transaction.setdefault(tid, {})[TopicPartition(topic, partition)] = offset + 1
+            if by_transaction:
+                await self.app.producer.commit_transactions(by_transaction, self.app.conf.id)
+        else:
+            await self.app.consumer.commit()
+        self._uncommitted.clear()
+        self._last_commit = time.monotonic()
+
+    async def on_partitions_revoked(self) -> None:
+        """A rebalance: commit everything processed (after the batch in progress), forget every partition."""
+        async with self.batch_lock:
+            await self.commit()
+            self.forget_partitions()
+
+    async def _process(self, stream: StreamT, events: Sequence[EventT]) -> None:
         sends: list[_Send] = []
         touched: set[int] = set()
         for event in events:
             message = event.message
             self.counts.received += 1
             self.positions[(message.topic, message.partition)] = message.offset
+            self._uncommitted[(message.topic, message.partition)] = message.offset
             reason = self._one(event, sends)
             if reason:
                 self._dead_letter(event, *reason, sends=sends)
@@ -185,11 +230,6 @@ class SlaProcessor:
         await asyncio.gather(*delivered)
         for event in events:
             await stream.ack(event)
-        if time.monotonic() - self._last_commit >= self.commit_interval_s:
-            await self.app.consumer.commit()
-            self._last_commit = time.monotonic()
-        self.metrics.batch(len(events), time.perf_counter() - started)
-        self.metrics.flush()
 
     def _transaction(self, partition: int) -> str | None:
         """The Kafka transaction of an input partition's effects: Faust's own id for that partition's producer.
@@ -314,8 +354,10 @@ class SlaProcessor:
                         states[clock.state_at(at).value] += 1
         self.metrics.set_open_kpis(dict(states))
         lag = {}
+        assigned = self.app.consumer.assignment()
         for (topic, partition), offset in self.positions.items():
-            highwater = self.app.consumer.highwater(TP(topic, partition))
+            tp = TP(topic, partition)
+            highwater = self.app.consumer.highwater(tp) if tp in assigned else None
             if highwater is not None:
                 lag[(topic, partition)] = max(0, highwater - offset - 1)
         self.metrics.set_lag(lag)

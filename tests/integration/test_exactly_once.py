@@ -137,7 +137,7 @@ def test_rebalance_when_one_of_two_workers_dies_and_returns(settings: Settings, 
     settings = crash_settings(settings, tmp_path)
     asyncio.run(ensure_topics(settings))
     messages = list(stream(settings, seed=12))
-    other = settings.replace(data_dir=tmp_path / "data-b")
+    other = settings.replace(data_dir=tmp_path / "data-b", clickhouse_url=f"chdb://{tmp_path / 'clickhouse-b'}")
 
     async def scenario() -> None:
         feeding = asyncio.create_task(paced(settings, messages, seconds=50))

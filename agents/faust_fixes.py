@@ -1,0 +1,70 @@
+"""Corrections to faust-streaming (0.15) that exactly-once processing needs. Installed by :func:`apply`.
+
+**Changelog highwaters.** With ``processing_guarantee="exactly_once"`` Faust
+asks its consumer for the *last stable offset* of each changelog partition to
+know how far to restore a table (``AIOKafkaConsumerThread._highwaters`` calls
+``last_stable_offset(tp)``). aiokafka only knows that value for partitions it
+has already fetched from; for a partition that has just moved to this worker
+it is unknown, Faust reads it as -1, restores nothing, and the agent runs on an
+empty table (seen here: a partition taken over from a killed worker came up
+with 0 records, and its alerts never fired). The fix asks the broker:
+``end_offsets`` sends a ListOffsets request with the consumer's isolation
+level, and under ``read_committed`` the broker answers with the last stable
+offset, for any partition.
+
+**Commits.** Faust commits on its own schedule and, during a rebalance, while
+messages are still being processed; a commit requested while another is in
+flight is silently skipped. Either way a partition's transaction can be left
+open with outputs whose offsets were never committed; after the rebalance
+Faust seeks back to the committed offsets, the batch is processed again, and
+its outputs land twice in the same transaction (seen here: 11 alerts
+repeated after one rebalance). With exactly-once, the SLA agent therefore
+commits itself (:class:`agents.sla.SlaProcessor`): between batches, and when
+partitions are revoked, each partition's offsets in that partition's
+transaction. For an app marked with :func:`commits_itself`, Faust's own
+commits and its acknowledgement bookkeeping (which only its commits trim) are
+switched off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import AppT
+
+_MARK = "slaflow_commits_itself"
+_force_commit = faust_consumer.Consumer.force_commit
+_ack = faust_consumer.Consumer.ack
+
+
+async def _highwaters(self: Any, partitions: list[Any]) -> Mapping[Any, int]:
+    """The end offsets of ``partitions``: the last stable offsets when reading committed data only."""
+    return dict(await self._ensure_consumer().end_offsets(partitions))
+
+
+async def _force_commit_unless_agent_commits(self: Any, *args: Any, **kwargs: Any) -> bool:
+    if getattr(self.app, _MARK, False):
+        return False
+    return bool(await _force_commit(self, *args, **kwargs))
+
+
+def _ack_unless_agent_commits(self: Any, message: Any) -> bool:
+    if getattr(self.app, _MARK, False):
+        message.acked = True
+        return False
+    return bool(_ack(self, message))
+
+
+def commits_itself(app: AppT) -> None:
+    """Mark ``app``: its agent commits its transactions itself; Faust must not."""
+    setattr(app, _MARK, True)
+
+
+def apply() -> None:
+    """Install the corrections (idempotent); :func:`agents.app.create_app` calls it."""
+    faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+    faust_consumer.Consumer.force_commit = _force_commit_unless_agent_commits  # type: ignore[method-assign]
+    faust_consumer.Consumer.ack = _ack_unless_agent_commits  # type: ignore[method-assign]
