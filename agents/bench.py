@@ -193,6 +193,8 @@ GOALS: tuple[tuple[str, str, str, float, str], ...] = (
     ("core", "bytes_per_open_case_two_running_kpis", "memory per open case with two running KPIs, bytes",
      GOAL_BYTES_PER_OPEN_CASE, "max"),
     ("simulate", "events_per_second", "simulator events per second to a file on one core", 200_000, "min"),
+    ("pipeline", "ratio", "pipeline events per second over a bare consumer's (batch fetch + decode)", 0.5, "min"),
+    ("pipeline", "alert_lateness_p99_s", "alert lateness p99 under load, seconds", 1.0, "max"),
 )  # fmt: skip
 """Every goal the report checks: which benchmark's figure, and whether it is a floor or a ceiling."""
 
@@ -227,6 +229,11 @@ def add_command(commands: Any) -> None:
     core.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy file (default: shipped)")
     core.set_defaults(func=_cmd_core)
     add_simulate_bench(which)
+    pipeline = which.add_parser("pipeline", help="end to end through a real broker and one worker, and lateness")
+    pipeline.add_argument("--cases", type=int, default=40_000, help="cases in the throughput run (%(default)s)")
+    pipeline.add_argument("--rate", type=int, default=1_000, help="new cases per second, lateness run (%(default)s)")
+    pipeline.add_argument("--seconds", type=float, default=20.0, help="length of the lateness run (%(default)s)")
+    pipeline.set_defaults(func=_cmd_pipeline)
     every = which.add_parser("all", help="every benchmark; write one JSON report (make bench)")
     every.add_argument("--out", type=Path, default=Path("bench") / "results.json", help="report path")
     every.set_defaults(func=_cmd_all)
@@ -235,6 +242,19 @@ def add_command(commands: Any) -> None:
 def _cmd_core(args: argparse.Namespace) -> int:
     print(json.dumps(bench_core(Workload(cases=args.cases), args.policies)))
     return 0
+
+
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from agents.bench_pipeline import bench_pipeline  # noqa: PLC0415 - it imports this module's workload
+
+    print(json.dumps(bench_pipeline(args.cases, args.rate, args.seconds)))
+    return 0
+
+
+def _pipeline() -> dict[str, Any]:
+    from agents.bench_pipeline import bench_pipeline  # noqa: PLC0415 - it imports this module's workload
+
+    return bench_pipeline()
 
 
 def _cmd_all(args: argparse.Namespace) -> int:
@@ -251,5 +271,9 @@ def _cmd_all(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCHMARKS: dict[str, Any] = {"core": lambda: bench_core(Workload()), "simulate": bench_simulate}
+BENCHMARKS: dict[str, Any] = {
+    "core": lambda: bench_core(Workload()),
+    "simulate": bench_simulate,
+    "pipeline": _pipeline,
+}
 """What ``bench all`` runs, in order."""

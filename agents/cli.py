@@ -34,7 +34,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policies", help="SLA policy file, YAML [SLAFLOW_POLICIES]")
     parser.add_argument("--clickhouse-url", help="chdb:///path or http(s)://host:8123 [SLAFLOW_CLICKHOUSE_URL]")
     parser.add_argument("--data-dir", help="local state directory [SLAFLOW_DATA_DIR]")
-    parser.add_argument("--web-port", help="worker web port on 127.0.0.1, 0 for none [SLAFLOW_WEB_PORT]")
+    parser.add_argument("--web-port", help="worker web port, 0 for none [SLAFLOW_WEB_PORT]")
     parser.add_argument("--web-bind", help="address the web server listens on [SLAFLOW_WEB_BIND]")
     parser.add_argument("--log-level", help="debug, info, warn, error [SLAFLOW_LOG_LEVEL]")
     parser.add_argument("--store", help="SLA table store: memory or rocksdb [SLAFLOW_STORE]")

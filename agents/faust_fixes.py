@@ -24,16 +24,26 @@ partitions are revoked, each partition's offsets in that partition's
 transaction. For an app marked with :func:`commits_itself`, Faust's own
 commits and its acknowledgement bookkeeping (which only its commits trim) are
 switched off.
+
+**Writing a table outside stream iteration.** Faust's RocksDB store keeps one
+database per partition and picks it from the *current event* (a context
+variable Faust sets while a stream yields one event). The agent works on
+batches and writes each changed record once per batch, outside that
+iteration; :func:`writing_for` sets the current event to one of the batch's
+events of the partition being written, as Faust would have.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import weakref
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from faust import streams as faust_streams
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import AppT
+from faust.types import AppT, EventT
 
 _MARK = "slaflow_commits_itself"
 _force_commit = faust_consumer.Consumer.force_commit
@@ -56,6 +66,16 @@ def _ack_unless_agent_commits(self: Any, message: Any) -> bool:
         message.acked = True
         return False
     return bool(_ack(self, message))
+
+
+@contextlib.contextmanager
+def writing_for(event: EventT) -> Iterator[None]:
+    """Table writes inside this block go to ``event``'s partition (the RocksDB store's database of it)."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def commits_itself(app: AppT) -> None:

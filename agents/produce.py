@@ -24,7 +24,7 @@ from agents.replay import MAX_PRINTED_REJECTS
 from agents.settings import Settings
 from agents.topics import TopicNames, ensure_topics
 from schemas.codec import encode_input
-from streams.events import EventError, InputEvent, parse_event_line, routing_key
+from streams.events import CallEvent, EventError, InputEvent, parse_event_line, routing_key
 
 
 def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[InputEvent]:
@@ -44,9 +44,10 @@ def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator
 
 
 async def produce(settings: Settings, events: Iterable[InputEvent], batch: int = 10_000) -> int:
-    """Send ``events`` to the input topic (created if missing); return how many were sent."""
+    """Send ``events`` to the input topics (created if missing): call events to the calls topic, the others to
+    the case-events topic, each keyed by the record it concerns; return how many were sent."""
     await ensure_topics(settings)
-    topic = TopicNames(settings.topic_prefix).case_events
+    names = TopicNames.of(settings)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
         max_batch_size=256 * 1024,
@@ -56,6 +57,7 @@ async def produce(settings: Settings, events: Iterable[InputEvent], batch: int =
     try:
         pending: list[Any] = []
         for event in events:
+            topic = names.calls if isinstance(event, CallEvent) else names.case_events
             pending.append(await producer.send(topic, encode_input(event), key=routing_key(event).encode()))
             if len(pending) >= batch:
                 await asyncio.gather(*pending)
@@ -91,5 +93,6 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     with handle:
         sent = asyncio.run(produce(settings, read_events(handle, args.events, sys.stderr)))
     elapsed = time.monotonic() - started
-    print(f"sent {sent} events to {TopicNames(settings.topic_prefix).case_events} in {elapsed:.1f} s", file=sys.stderr)
+    names = TopicNames.of(settings)
+    print(f"sent {sent} events to {names.case_events} and {names.calls} in {elapsed:.1f} s", file=sys.stderr)
     return 0

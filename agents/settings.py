@@ -93,7 +93,9 @@ class Settings:
     data_dir: Path = _env(
         "SLAFLOW_DATA_DIR", "Local state: worker tables, embedded ClickHouse, local broker.", Path(".data")
     )
-    web_port: int = _env("SLAFLOW_WEB_PORT", "Port of the worker's web server on 127.0.0.1 (0: no web server).", 6066)
+    web_port: int = _env(
+        "SLAFLOW_WEB_PORT", "Port of the worker's web server (0: no web server); the address is SLAFLOW_WEB_BIND.", 6066
+    )
     web_bind: str = _env(
         "SLAFLOW_WEB_BIND",
         "Address the web server listens on (0.0.0.0: every interface, for a remote scraper).",

@@ -37,6 +37,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from faust.types import TP, AppT, EventT, StreamT, TableT
 
+from agents import faust_fixes
 from agents.topics import TopicNames
 from schemas.codec import DEAD_LETTER, KPI_DURATION, KPI_TRANSITION, SLA_ALERT, CodecError, decode_input
 from schemas.messages import alert_message, duration_message, transition_message
@@ -204,7 +205,7 @@ class SlaProcessor:
 
     async def _process(self, stream: StreamT, events: Sequence[EventT]) -> None:
         sends: list[_Send] = []
-        touched: set[int] = set()
+        touched: dict[int, EventT] = {}
         for event in events:
             message = event.message
             self.counts.received += 1
@@ -216,9 +217,10 @@ class SlaProcessor:
             else:
                 self.counts.processed += 1
                 self.metrics.event(message.topic, "processed")
-            touched.add(message.partition)
-        for partition in touched:
-            self._persist(partition, sends)
+            touched[message.partition] = event
+        for partition, event in touched.items():
+            with faust_fixes.writing_for(event):
+                self._persist(partition, sends)
         producer = self.app.producer
         delivered = [
             await producer.send(
@@ -366,14 +368,18 @@ class SlaProcessor:
     def record_view(self, record_id: str, now_ms: int) -> dict[str, Any] | None:
         """The JSON of ``GET /sla/records/{id}`` if this worker holds the record, else ``None``.
 
-        Times are shown at the partition's watermark when it is ahead of ``now_ms`` (a replay in simulated
-        time), else at ``now_ms`` (wall clock, UTC epoch ms).
+        Times are shown at the partition's watermark, the stream's "now" (the wall clock when the ticker runs,
+        the simulated time of a replay), or at ``now_ms`` before the partition's first tick.
         """
         for logic in self.partitions.values():
             state = logic.record(record_id)
             if state is not None:
-                return record_view(state, max(now_ms, logic.watermark_ms or now_ms))
+                return record_view(state, now_ms if logic.watermark_ms is None else logic.watermark_ms)
         return None
+
+    def stream_now_ms(self, now_ms: int) -> int:
+        """The latest watermark of this worker's partitions, or ``now_ms`` before any tick."""
+        return max((p.watermark_ms for p in self.partitions.values() if p.watermark_ms is not None), default=now_ms)
 
     def urgent(self, limit: int, *, owner: str | None, queue: str | None, tier: str | None) -> list[UrgentKpi]:
         """The ``limit`` open KPIs of this worker's partitions with the earliest deadlines, filtered."""
@@ -386,7 +392,7 @@ class SlaProcessor:
 
 
 def record_view(state: RecordState, now_ms: int) -> dict[str, Any]:
-    """A record's KPIs as the web view shows them (times in UTC epoch ms and durations in ms)."""
+    """A record's KPIs at ``now_ms`` as the web view shows them (times in UTC epoch ms, durations in ms)."""
     kpis = []
     for clock in state.clocks():
         deadline = clock.deadline_ms()
@@ -410,6 +416,6 @@ def record_view(state: RecordState, now_ms: int) -> dict[str, Any]:
         "record_id": state.record_id,
         "entity_type": state.live.entity_type,
         "attributes": dict(state.live.attributes),
-        "watermark_ms": state.watermark_ms,
+        "now_ms": now_ms,
         "kpis": kpis,
     }

@@ -13,7 +13,8 @@
 ``GET /metrics``                                   Prometheus text format (``docs/metrics.md``)
 =================================================  ==============================================
 
-Times are UTC epoch milliseconds; durations are milliseconds.
+Times are UTC epoch milliseconds; durations are milliseconds. "Now" is the stream's time: the partition's
+watermark (the wall clock when the ticker runs; the simulated time of a replay through Kafka).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def add_views(app: faust.App, table: faust.types.TableT[bytes, bytes], processor
         if not 0 < limit <= MAX_LIMIT:
             return web.json({"error": f"limit must be in 1..{MAX_LIMIT}, got {limit}"}, status=400)
         filters = {name: query.get(name) for name in ("owner", "queue", "tier")}
-        now_ms = int(time.time() * 1000)
+        now_ms = processor.stream_now_ms(int(time.time() * 1000))
         rows = [urgent_json(e, now_ms) for e in processor.urgent(limit, **filters)]
         if query.get("local") != "1":
             rows = await _with_peers(app, request, rows)

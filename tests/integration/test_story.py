@@ -64,9 +64,11 @@ def timeline(settings: Settings, events: list[Any], end_ms: int) -> Iterator[Mes
         yield names.case_events, None, encode_tick(end_ms, "test"), partition
 
 
-def run_story(settings: Settings, tmp_path: Path, events: list[Any], end_ms: int) -> dict[str, list[dict[str, Any]]]:
+def run_story(
+    settings: Settings, tmp_path: Path, events: list[Any], end_ms: int, store: str = "memory"
+) -> dict[str, list[dict[str, Any]]]:
     """Run a worker over the events; return the decoded alerts, transitions and durations."""
-    settings = settings.replace(tick_interval_s=0, web_port=0)
+    settings = settings.replace(tick_interval_s=0, web_port=0, store=store)
     asyncio.run(ensure_topics(settings))
     names = TopicNames.of(settings)
     log = tmp_path / "worker.log"
@@ -126,11 +128,14 @@ def test_coffee_machine_story(settings: Settings, tmp_path: Path) -> None:
     assert ("coffee-late", "repair") not in durations  # still open: failed, not ended
 
 
-def test_answered_outbound_call_is_the_first_response_of_its_case(settings: Settings, tmp_path: Path) -> None:
+def test_answered_outbound_call_is_the_first_response_of_its_case_with_the_rocksdb_store(
+    settings: Settings, tmp_path: Path
+) -> None:
     vip = case("vip-1", "created", T0, tier="VIP", owner="ana", queue="vip-desk")
     call = CallEvent("call-7-answered", "call-7", "answered", "outbound", "vip-desk", "ana", "vip-1",
                      T0 + 20 * 60_000, {})  # fmt: skip
-    out = run_story(settings, tmp_path, [vip, call], T0 + 2 * D)
+    out = run_story(settings, tmp_path, [vip, call], T0 + 2 * D, store="rocksdb")
+    assert list((tmp_path / "data" / "worker").rglob("*-records-*.db")), "the table is in RocksDB, one db per partition"
     first = [t for t in out["transitions"] if t["kpi"] == "first_response"]
     assert [(t["kind"], t["business_elapsed_ms"]) for t in first] == [
         ("KPI_STARTED", 0),
