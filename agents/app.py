@@ -138,6 +138,11 @@ def create_app(settings: Settings) -> faust.App:
     async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await processor.on_partitions_revoked()
 
+    @app.timer(settings.commit_interval_s)
+    async def commit_when_idle() -> None:
+        """The last batch before a pause in the input is committed too."""
+        await processor.commit_if_idle()
+
     @app.timer(GAUGE_INTERVAL_S)
     async def gauges() -> None:
         """Open KPIs by state and consumer lag, for /metrics."""

@@ -162,9 +162,10 @@ async def _lateness(settings: Settings, log: Path, rate: int, seconds: float) ->
     await producer.start()
     lateness: list[float] = []
     expected = 0
+    producing = True
 
     async def read_until(deadline: float) -> None:
-        while time.monotonic() < deadline and len(lateness) < expected:
+        while time.monotonic() < deadline and (producing or len(lateness) < expected):
             for records in (await consumer.getmany(timeout_ms=100)).values():
                 seen = time.time()
                 lateness.extend(seen - SLA_ALERT.decode(r.value)["threshold_at_ms"] / 1000 for r in records)
@@ -181,9 +182,9 @@ async def _lateness(settings: Settings, log: Path, rate: int, seconds: float) ->
                 event = RecordEvent(f"b{n}", f"B-{n}", "case", "created", now_ms, {"tier": "VIP"})
                 await producer.send(names.case_events, encode_event(event), key=event.record_id.encode())
                 n += 1
-            expected = 2 * n  # a warning and a breach each
             await asyncio.sleep(0.01)
         expected = 2 * n
+        producing = False
         await reader
     finally:
         await producer.stop()

@@ -197,6 +197,12 @@ class SlaProcessor:
         self._uncommitted.clear()
         self._last_commit = time.monotonic()
 
+    async def commit_if_idle(self) -> None:
+        """Commit what is left uncommitted when no batch came for a commit interval (the input went quiet)."""
+        if self._uncommitted and time.monotonic() - self._last_commit >= self.commit_interval_s:
+            async with self.batch_lock:
+                await self.commit()
+
     async def on_partitions_revoked(self) -> None:
         """A rebalance: commit everything processed (after the batch in progress), forget every partition."""
         async with self.batch_lock:
@@ -221,14 +227,13 @@ class SlaProcessor:
         for partition, event in touched.items():
             with faust_fixes.writing_for(event):
                 self._persist(partition, sends)
-        producer = self.app.producer
-        delivered = [
-            await producer.send(
-                send.topic, send.key, send.value, send.partition, None, None,
-                transactional_id=self._transaction(send.partition),
-            )
-            for send in sends
-        ]  # fmt: skip
+        by_transaction: dict[str | None, dict[tuple[str, int], list[tuple[bytes | None, bytes]]]] = {}
+        for send in sends:
+            grouped = by_transaction.setdefault(self._transaction(send.partition), {})
+            grouped.setdefault((send.topic, send.partition), []).append((send.key, send.value))
+        delivered = []
+        for tid, messages in by_transaction.items():
+            delivered += await faust_fixes.send_batched(self.app, tid, messages)
         await asyncio.gather(*delivered)
         for event in events:
             await stream.ack(event)

@@ -94,7 +94,9 @@ def add_views(app: faust.App, table: faust.types.TableT[bytes, bytes], processor
 
     @app.page("/metrics")
     async def metrics(web: View, request: Request) -> Response:
-        return web.bytes(processor.metrics.exposition(), content_type=processor.metrics.CONTENT_TYPE)
+        # aiohttp takes the charset apart from the content type; the exposition is UTF-8
+        content_type = processor.metrics.CONTENT_TYPE.split("; charset=")[0]
+        return web.text(processor.metrics.exposition().decode(), content_type=content_type)
 
 
 async def _with_peers(app: faust.App, request: Request, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
