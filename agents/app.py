@@ -138,6 +138,10 @@ def create_app(settings: Settings) -> faust.App:
     async def _on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await processor.on_partitions_revoked()
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust's stub wants a keyword `signal`
+    async def _on_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        await processor.on_shutdown()
+
     @app.timer(settings.commit_interval_s)
     async def commit_when_idle() -> None:
         """The last batch before a pause in the input is committed too."""

@@ -154,6 +154,8 @@ class SlaProcessor:
         """Last processed offset per (topic, partition), for the consumer-lag gauge."""
         self._last_commit = time.monotonic()
         self.batch_lock = asyncio.Lock()
+        self._batch_open = False
+        """A batch has started and is not yet fully sent and acknowledged."""
         self._uncommitted: dict[tuple[str, int], int] = {}
         """Last processed offset per input (topic, partition) since the last commit."""
 
@@ -203,6 +205,15 @@ class SlaProcessor:
             async with self.batch_lock:
                 await self.commit()
 
+    async def on_shutdown(self) -> None:
+        """The worker stops: commit the finished batches, so that nothing done is redone or held back.
+
+        A batch cut short by the stop is not committed: its transaction is aborted and the next worker redoes it.
+        """
+        async with self.batch_lock:
+            if not self._batch_open:
+                await self.commit()
+
     async def on_partitions_revoked(self) -> None:
         """A rebalance: commit everything processed (after the batch in progress), forget every partition."""
         async with self.batch_lock:
@@ -210,6 +221,7 @@ class SlaProcessor:
             self.forget_partitions()
 
     async def _process(self, stream: StreamT, events: Sequence[EventT]) -> None:
+        self._batch_open = True
         sends: list[_Send] = []
         touched: dict[int, EventT] = {}
         for event in events:
@@ -237,6 +249,7 @@ class SlaProcessor:
         await asyncio.gather(*delivered)
         for event in events:
             await stream.ack(event)
+        self._batch_open = False
 
     def _transaction(self, partition: int) -> str | None:
         """The Kafka transaction of an input partition's effects: Faust's own id for that partition's producer.
