@@ -25,6 +25,16 @@ transaction. For an app marked with :func:`commits_itself`, Faust's own
 commits and its acknowledgement bookkeeping (which only its commits trim) are
 switched off.
 
+**The in-memory store forgets partitions it will not re-read.** After each
+recovery, Faust's memory store drops the records of partitions this worker
+no longer holds, but Faust remembers how far it had read their changelogs;
+when such a partition comes back, recovery resumes from there, and the
+records it dropped are gone (seen here: an alert fired a second time after a
+partition left a worker and came back). The fix keeps them: records of a
+partition that comes back are then overwritten by everything written since,
+in order, which leaves exactly the committed state. The agent only reads
+records of the partitions it holds.
+
 **Writing a table outside stream iteration.** Faust's RocksDB store keeps one
 database per partition and picks it from the *current event* (a context
 variable Faust sets while a stream yields one event). The agent works on
@@ -50,6 +60,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from faust import streams as faust_streams
+from faust.stores import memory as faust_memory
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import AppT, EventT
@@ -68,6 +79,10 @@ async def _force_commit_unless_agent_commits(self: Any, *args: Any, **kwargs: An
     if getattr(self.app, _MARK, False):
         return False
     return bool(await _force_commit(self, *args, **kwargs))
+
+
+async def _keep_records_of_other_partitions(self: Any, active_tps: Any, standby_tps: Any) -> None:
+    """Nothing to drop: see "The in-memory store forgets partitions" in the module doc."""
 
 
 def _ack_unless_agent_commits(self: Any, message: Any) -> bool:
@@ -128,3 +143,4 @@ def apply() -> None:
     faust_aiokafka.AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
     faust_consumer.Consumer.force_commit = _force_commit_unless_agent_commits  # type: ignore[method-assign]
     faust_consumer.Consumer.ack = _ack_unless_agent_commits  # type: ignore[method-assign]
+    faust_memory.Store.on_recovery_completed = _keep_records_of_other_partitions  # type: ignore[method-assign]

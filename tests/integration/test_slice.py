@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
+from agents.sink import catch_up
 from agents.topics import TopicNames, ensure_topics
 from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, SLA_ALERT, encode_event
 from sinks.clickhouse import open_sink
@@ -49,7 +50,9 @@ async def wait_for_ticks(settings: Settings, worker: "subprocess.Popen[bytes]", 
 
 async def read(bootstrap: str, topic: str, count: int, timeout_s: float = 60.0) -> list[tuple[float, bytes]]:
     """The first ``count`` messages of ``topic`` with the wall time each was received."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
+    )
     await consumer.start()
     got: list[tuple[float, bytes]] = []
     try:
@@ -114,6 +117,7 @@ def test_case_created_fires_warning_and_breach_and_lands_in_clickhouse(settings:
     )
 
     with open_sink(settings.effective_clickhouse_url, settings.clickhouse_database) as sink:
+        asyncio.run(catch_up(settings, sink))  # what the worker's sink had not written when it stopped
         rows = sink.client.query(
             f"SELECT alert_id, kind, business_elapsed_ms, toUnixTimestamp64Milli(deadline), tier, owner "
             f"FROM {sink.database}.sla_alerts FINAL ORDER BY threshold_at"
