@@ -164,5 +164,4 @@ def create_app(settings: Settings) -> faust.App:
         )
     app.service(ClickHouseSinkService(settings))  # type: ignore[arg-type]  # instances are accepted too
     add_views(app, table, processor)
-    app.slaflow_processor = processor  # type: ignore[attr-defined]  # for tests
     return app

@@ -32,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.bench import Workload, workload
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
-from agents.topics import TopicNames, ensure_topics
+from agents.topics import TopicNames, ensure_topics, group_progress
 from deploy.kafka.broker import LocalKafka
 from schemas.codec import INPUT_MESSAGE, SLA_ALERT, encode_event, encode_tick
 from streams.events import RecordEvent
@@ -58,26 +57,6 @@ policies:
     kpis:
       - {name: first_response, target: 4s, warning: 2s, start: {kind: created}, stop: {kind: first_response}}
 """
-
-
-async def _progress(bootstrap: str, group: str, topic: str) -> tuple[int, int]:
-    """(committed, end) offsets of ``topic`` for ``group``, summed over partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        ends = await consumer.end_offsets(partitions)
-        try:
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        except Exception:
-            committed = {}
-        done = sum(max(committed[tp].offset, 0) for tp in partitions if tp in committed)
-        return done, sum(ends.values())
-    finally:
-        await consumer.stop()
-        await admin.close()
 
 
 async def _produce(bootstrap: str, topic: str, items: Iterator[RecordEvent | int]) -> int:
@@ -110,7 +89,7 @@ async def _pipeline(settings: Settings, log: Path, cases: int) -> dict[str, Any]
     try:
         first: tuple[float, int] | None = None
         while True:
-            done, end = await _progress(settings.kafka_bootstrap, settings.app_id, topic)
+            done, end = await group_progress(settings.kafka_bootstrap, settings.app_id, [topic])
             now = time.monotonic()
             if first is None and done > 0:
                 first = (now, done)
@@ -202,7 +181,7 @@ async def _wait_for_ticks(settings: Settings, worker: Any, log: Path) -> None:
     topic = TopicNames.of(settings).case_events
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        done, _ = await _progress(settings.kafka_bootstrap, settings.app_id, topic)
+        done, _ = await group_progress(settings.kafka_bootstrap, settings.app_id, [topic])
         if done > 0:
             return
         if worker.poll() is not None:

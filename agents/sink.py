@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
 
 from aiokafka import AIOKafkaConsumer
 from mode import Service
@@ -53,15 +54,23 @@ async def sink_batch(consumer: AIOKafkaConsumer, sink: ClickHouseSink, settings:
     return written
 
 
+def backoff_delays(first_s: float = 0.5, most_s: float = 30.0) -> Iterator[float]:
+    """Seconds to wait before each retry: ``first_s``, doubling up to ``most_s``, for ever."""
+    delay = first_s
+    while True:
+        yield delay
+        delay = min(delay * 2, most_s)
+
+
 async def _flush_until_acknowledged(sink: ClickHouseSink) -> int:
-    delay = 0.5
+    delays = backoff_delays()
     while True:
         try:
             return await asyncio.to_thread(sink.flush)
         except SinkError as exc:
+            delay = next(delays)
             log.warning("ClickHouse insert failed (%s); %d rows kept, retrying in %.1f s", exc, sink.pending, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 async def catch_up(settings: Settings, sink: ClickHouseSink) -> int:
@@ -95,14 +104,14 @@ class ClickHouseSinkService(Service):
         """Connect to ClickHouse (creating the tables), retrying with back-off: an absent ClickHouse must not
         stop the worker, whose alerts do not depend on it."""
         s = self.settings
-        delay = 0.5
+        delays = backoff_delays()
         while True:
             try:
                 client = await asyncio.to_thread(connect, s.effective_clickhouse_url, s.clickhouse_database)
             except SinkError as exc:
+                delay = next(delays)
                 log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
                 await self.sleep(delay)
-                delay = min(delay * 2, 30.0)
                 continue
             log.info("ClickHouse sink writing to %s (database %s)", s.effective_clickhouse_url, s.clickhouse_database)
             return ClickHouseSink(client, s.clickhouse_database)

@@ -45,21 +45,10 @@ from sinks.metrics import SlaMetrics
 from streams.core import EventRejected, RecordState, SlaCore
 from streams.events import Tick, core_event, routing_key
 from streams.outputs import Output
-from streams.partition import WATERMARK_KEY_PREFIX, PartitionLogic, read_stored, watermark_key
+from streams.partition import WATERMARK_KEY_PREFIX, PartitionLogic, Stored, read_stored, watermark_key
 from streams.urgency import UrgentKpi
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Counts:
-    """Input accounting: ``received == processed + dead_lettered`` after every batch."""
-
-    received: int = 0
-    processed: int = 0
-    dead_lettered: int = 0
-    ticks: int = 0
-    outputs: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -148,7 +137,6 @@ class SlaProcessor:
         self.metrics = metrics
         self.commit_interval_s = commit_interval_s
         self.max_cached_records = max_cached_records
-        self.counts = Counts()
         self.partitions: dict[int, PartitionLogic] = {}
         self.positions: dict[tuple[str, int], int] = {}
         """Last processed offset per (topic, partition), for the consumer-lag gauge."""
@@ -226,14 +214,12 @@ class SlaProcessor:
         touched: dict[int, EventT] = {}
         for event in events:
             message = event.message
-            self.counts.received += 1
             self.positions[(message.topic, message.partition)] = message.offset
             self._uncommitted[(message.topic, message.partition)] = message.offset
             reason = self._one(event, sends)
             if reason:
                 self._dead_letter(event, *reason, sends=sends)
             else:
-                self.counts.processed += 1
                 self.metrics.event(message.topic, "processed")
             touched[message.partition] = event
         for partition, event in touched.items():
@@ -268,7 +254,6 @@ class SlaProcessor:
         logic = self._partition(message.partition)
         result = step(logic, message.key, message.value)
         if result.tick:
-            self.counts.ticks += 1
             self.metrics.tick(message.topic)
         if result.outputs:
             self._emit(result.outputs, message.partition, logic.watermark_ms, sends)
@@ -279,7 +264,6 @@ class SlaProcessor:
         topics = {"alerts": self.topics.alerts, "transitions": self.topics.transitions,
                   "durations": self.topics.durations}  # fmt: skip
         for output in outputs:
-            self.counts.outputs[output.kind.value] += 1
             if output.is_alert:
                 self.metrics.alert(output.kind.value, output.policy, wall_s - output.at_ms / 1000)
             else:
@@ -310,31 +294,42 @@ class SlaProcessor:
     def _partition(self, partition: int) -> PartitionLogic:
         logic = self.partitions.get(partition)
         if logic is None:
-            logic = self.partitions[partition] = self._rebuild(partition)
+            self._rebuild({partition} | self._assigned_partitions())
+            logic = self.partitions[partition]
         return logic
 
-    def _rebuild(self, partition: int) -> PartitionLogic:
-        """The PartitionLogic of ``partition`` from the table: its watermark and both indexes."""
+    def _assigned_partitions(self) -> set[int]:
+        inputs = set(self.topics.inputs)
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic in inputs}
+
+    def _rebuild(self, partitions: set[int]) -> None:
+        """The PartitionLogic of every partition in ``partitions`` not built yet, from one scan of the table:
+        its watermark and both indexes. (The table may also hold records of partitions this worker no longer
+        holds; they are left out.)"""
+        wanted = partitions - self.partitions.keys()
         started = time.perf_counter()
-        known = []
-        watermark: int | None = None
+        known: dict[int, list[tuple[str, Stored]]] = {p: [] for p in wanted}
+        watermarks: dict[int, int] = {}
         prefix = WATERMARK_KEY_PREFIX.encode()
-        own_watermark = watermark_key(partition).encode()
         for key, value in self.table.data.items():
             if key.startswith(prefix):
-                if key == own_watermark:
-                    watermark = int(value)
+                partition = int(key[len(prefix) :])
+                if partition in wanted:
+                    watermarks[partition] = int(value)
                 continue
-            stored = read_stored(key.decode(), value, header_only=True)
-            if stored.partition == partition:
-                known.append((key.decode(), stored))
-        logic = PartitionLogic(self.core, self._load, watermark, known)
-        log.info(
-            "partition %d: state rebuilt from the table in %.3f s: %d records, %d with a pending threshold, "
-            "watermark %s",
-            partition, time.perf_counter() - started, len(known), len(logic), watermark,
-        )  # fmt: skip
-        return logic
+            record_id = key.decode()
+            stored = read_stored(record_id, value, header_only=True)
+            if stored.partition in wanted:
+                known[stored.partition].append((record_id, stored))
+        for partition in sorted(wanted):
+            logic = self.partitions[partition] = PartitionLogic(
+                self.core, self._load, watermarks.get(partition), known[partition]
+            )
+            log.info(
+                "partition %d: state rebuilt from the table: %d records, %d with a pending threshold, watermark %s",
+                partition, len(known[partition]), len(logic), watermarks.get(partition),
+            )  # fmt: skip
+        log.info("rebuilt %d partitions in one table scan of %.3f s", len(wanted), time.perf_counter() - started)
 
     def _load(self, record_id: str) -> RecordState | None:
         value = self.table.data.get(record_id.encode())
@@ -360,7 +355,6 @@ class SlaProcessor:
             }
         )
         sends.append(_Send(self.topics.dead_letters, message.key, value, message.partition))
-        self.counts.dead_lettered += 1
         self.metrics.event(message.topic, "dead_lettered", reason)
 
     def update_gauges(self, now_ms: int) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import GroupCoordinatorNotAvailableError, TopicAlreadyExistsError
 
 from agents.settings import Settings
 from streams.errors import ConfigError
@@ -189,3 +189,25 @@ async def _check_partitions(admin: AIOKafkaAdminClient, names: TopicNames) -> No
             f"output topics need at least {needed} partitions, the input topics' count (each input partition "
             f"writes to its own number): {', '.join(short)}"
         )
+
+
+async def group_progress(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
+    """``(committed, end)``: the offsets of ``topics`` that consumer group ``group`` has committed, and their end
+    offsets, each summed over all partitions (``committed == end``: the group has caught up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics(topics)
+        partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        ends = await consumer.end_offsets(partitions)
+        try:
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        except GroupCoordinatorNotAvailableError:  # the offsets topic is still being created
+            committed = {}
+        done = sum(max(committed[tp].offset, 0) for tp in partitions if tp in committed)
+        return done, sum(ends.values())
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -165,21 +165,20 @@ def _codec(name: str, named: dict[str, Any]) -> Codec:
     return Codec(name, expanded)
 
 
+SCHEMA_FILES: Final = (
+    "record_event",
+    "activity_event",
+    "call_event",
+    "clock_tick",
+    "input_message",
+    "sla_alert",
+    "kpi_transition",
+    "kpi_duration",
+    "dead_letter",
+)
+"""The ``.avsc`` files (without the suffix), in order: later files refer to named types of earlier ones."""
 _NAMED: Final[dict[str, Any]] = {}
-_CODECS: Final = {
-    name: _codec(name, _NAMED)  # in order: later files refer to named types of earlier ones
-    for name in (
-        "record_event",
-        "activity_event",
-        "call_event",
-        "clock_tick",
-        "input_message",
-        "sla_alert",
-        "kpi_transition",
-        "kpi_duration",
-        "dead_letter",
-    )
-}
+_CODECS: Final = {name: _codec(name, _NAMED) for name in SCHEMA_FILES}
 
 INPUT_MESSAGE: Final = _CODECS["input_message"]
 """Values of the input topic: ``{"body": RecordEvent | ActivityEvent | CallEvent | ClockTick}``."""

@@ -22,6 +22,18 @@ MET_LATE: Final = "met_late"
 """The reason :class:`streams.core.SlaCore` gives a KPI_SUCCEEDED whose deadline had been crossed (else ``met``)."""
 
 
+def _kpi_instance(output: Output) -> dict[str, Any]:
+    """The fields every output message has: which KPI instance of which record, under which policy version."""
+    return {
+        "record_id": output.record_id,
+        "entity_type": output.entity_type,
+        "policy": output.policy,
+        "policy_version": output.policy_version,
+        "kpi": output.kpi,
+        "kpi_instance": output.kpi_instance,
+    }
+
+
 def alert_message(output: Output, fired_at_ms: int) -> dict[str, Any]:
     """The ``SlaAlert`` of an alert output; ``fired_at_ms`` is the watermark when it was emitted.
 
@@ -31,12 +43,7 @@ def alert_message(output: Output, fired_at_ms: int) -> dict[str, Any]:
     return {
         "alert_id": output.output_id,
         "kind": output.kind.value,
-        "record_id": output.record_id,
-        "entity_type": output.entity_type,
-        "policy": output.policy,
-        "policy_version": output.policy_version,
-        "kpi": output.kpi,
-        "kpi_instance": output.kpi_instance,
+        **_kpi_instance(output),
         "started_at_ms": output.started_at_ms,
         "threshold_at_ms": output.at_ms,
         "deadline_ms": output.at_ms if output.deadline_ms is None else output.deadline_ms,
@@ -64,12 +71,7 @@ def transition_message(output: Output, emitted_at_ms: int) -> dict[str, Any]:
     return {
         "transition_id": output.output_id,
         "kind": output.kind.value,
-        "record_id": output.record_id,
-        "entity_type": output.entity_type,
-        "policy": output.policy,
-        "policy_version": output.policy_version,
-        "kpi": output.kpi,
-        "kpi_instance": output.kpi_instance,
+        **_kpi_instance(output),
         "sequence": output.sequence,
         "at_ms": output.at_ms,
         "started_at_ms": output.started_at_ms,
@@ -109,12 +111,7 @@ def duration_message(output: Output) -> dict[str, Any] | None:
         return None
     return {
         "duration_id": f"{output.record_id}/{output.kpi}/{output.kpi_instance}",
-        "record_id": output.record_id,
-        "entity_type": output.entity_type,
-        "policy": output.policy,
-        "policy_version": output.policy_version,
-        "kpi": output.kpi,
-        "kpi_instance": output.kpi_instance,
+        **_kpi_instance(output),
         "sequence": output.sequence,
         "outcome": outcome,
         "started_at_ms": output.started_at_ms,

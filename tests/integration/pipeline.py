@@ -11,13 +11,12 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import ConsumerRecord
 
 from agents.app import load_policy_versions
 from agents.settings import Settings
 from agents.sla import output_messages, step
-from agents.topics import TopicNames
+from agents.topics import TopicNames, group_progress
 from streams.core import SlaCore
 from streams.partition import PartitionLogic
 
@@ -78,30 +77,9 @@ async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[T
     return sorted(found)
 
 
-async def progress(bootstrap: str, group: str, topics: list[str]) -> tuple[int, int]:
-    """``(committed, end)``: offsets of ``topics`` that ``group`` has committed, and their end offsets, summed
-    over all partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        partitions = await partitions_of(admin, topics)
-        ends = await consumer.end_offsets(partitions)
-        try:
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        except GroupCoordinatorNotAvailableError:  # the offsets topic is still being created
-            committed = {}
-        done = sum(max(committed[tp].offset, 0) for tp in partitions if tp in committed)
-        return done, sum(ends.values())
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
     """Messages of ``topics`` that ``group`` has not committed yet (all partitions together)."""
-    done, end = await progress(bootstrap, group, topics)
+    done, end = await group_progress(bootstrap, group, topics)
     return end - done
 
 

@@ -17,9 +17,9 @@ import pytest
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
 from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
-from agents.topics import TopicNames, ensure_topics
+from agents.topics import TopicNames, ensure_topics, group_progress
 from schemas.codec import DEAD_LETTER, SLA_ALERT, encode_event, encode_tick
-from tests.integration.pipeline import Message, expected_outputs, produce, progress, read_all, wait_caught_up
+from tests.integration.pipeline import Message, expected_outputs, produce, read_all, wait_caught_up
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def crash_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 async def committed(settings: Settings) -> int:
     """Input offsets the worker group has committed, over all partitions."""
-    done, _ = await progress(settings.kafka_bootstrap, settings.app_id, list(TopicNames.of(settings).inputs))
+    done, _ = await group_progress(settings.kafka_bootstrap, settings.app_id, list(TopicNames.of(settings).inputs))
     return done
 
 

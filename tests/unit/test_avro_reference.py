@@ -24,21 +24,11 @@ from schemas.codec import (
     KPI_DURATION,
     KPI_TRANSITION,
     SCHEMA_DIR,
+    SCHEMA_FILES,
     SLA_ALERT,
     Codec,
 )
 
-FILES = (
-    "record_event",
-    "activity_event",
-    "call_event",
-    "clock_tick",
-    "input_message",
-    "sla_alert",
-    "kpi_transition",
-    "kpi_duration",
-    "dead_letter",
-)
 UNICODE = "Zoë → 東京 🚀"
 MIN_LONG, MAX_LONG = -(2**63), 2**63 - 1
 
@@ -47,7 +37,7 @@ def apache_schemas() -> dict[str, Any]:
     """Every ``.avsc`` file parsed by Apache avro, in order, sharing named types as our loader does."""
     names = avro.schema.Names()
     parsed = {}
-    for name in FILES:
+    for name in SCHEMA_FILES:
         with open(SCHEMA_DIR / f"{name}.avsc", encoding="utf-8") as handle:
             parsed[name] = avro.schema.SchemaFromJSONData(json.load(handle), names)
     return parsed

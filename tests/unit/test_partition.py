@@ -10,32 +10,16 @@ from streams.events import RecordEvent
 from streams.outputs import OutputKind
 from streams.partition import PartitionLogic, read_stored
 from streams.policy import parse_policies
+from tests.policies import VIP_FIRST_RESPONSE
 
 T = 1_772_442_900_000  # 2026-03-02T09:15:00Z
 MIN = 60_000
 HOUR = 60 * MIN
 
-POLICY = """\
-version: "p1"
-lateness: {allowed: 0s, max: 1h}
-calendars:
-  always: {preset: "24/7", timezone: UTC}
-policies:
-  - name: vip
-    applies_when: {entity_type: case, tier: VIP}
-    calendar: always
-    kpis:
-      - name: first_response
-        target: 1h
-        warning: 30m
-        start: {kind: created}
-        stop: {kind: first_response}
-"""
-
 
 @pytest.fixture
 def core() -> SlaCore:
-    return SlaCore(parse_policies(yaml.safe_load(POLICY), "test.yaml"))
+    return SlaCore(parse_policies(yaml.safe_load(VIP_FIRST_RESPONSE), "test.yaml"))
 
 
 def created(record_id: str, at: int, owner: str = "ana") -> RecordEvent:

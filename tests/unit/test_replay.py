@@ -17,28 +17,12 @@ from streams.kpi import KpiState
 from streams.outputs import OutputKind
 from streams.policy import load_policies
 from streams.replay import Replayer
+from tests.policies import VIP_FIRST_RESPONSE
 
 T = 1_772_442_900_000  # 2026-03-02T09:15:00Z
 MIN = 60_000
 HOUR = 60 * MIN
 
-POLICY = """\
-version: "t1"
-lateness: {allowed: 0s, max: 1h}
-calendars:
-  always: {preset: "24/7", timezone: UTC}
-policies:
-  - name: vip
-    applies_when: {entity_type: case, tier: VIP}
-    calendar: always
-    kpis:
-      - name: first_response
-        target: 1h
-        warning: 30m
-        start: {kind: created}
-        stop: {kind: first_response}
-        cancel: {kind: cancelled}
-"""
 
 BAD_POLICY = """\
 version: "t1"
@@ -57,7 +41,7 @@ policies:
 @pytest.fixture
 def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policies.yaml"
-    path.write_text(POLICY)
+    path.write_text(VIP_FIRST_RESPONSE)
     return path
 
 
@@ -143,7 +127,7 @@ def test_a_late_event_is_counted_and_raised(policy_file: Path) -> None:
 
 def test_a_rejected_event_does_not_move_the_watermark(tmp_path: Path) -> None:
     path = tmp_path / "reject.yaml"
-    path.write_text(POLICY.replace('version: "t1"', 'version: "t1"\nunmatched: reject'))
+    path.write_text(VIP_FIRST_RESPONSE.replace('version: "t1"', 'version: "t1"\nunmatched: reject'))
     r = replayer(path)
     r.feed(ev("e1", "c1", "created", T, tier="VIP"))
     with pytest.raises(EventRejected) as caught:
