@@ -20,7 +20,8 @@ transaction, so a worker killed at any moment leaves either all of a batch's
 effects or none.
 
 The indexes are memory only: after a restart or a rebalance they are rebuilt
-from the table when the partition's first message arrives.
+from the table when the first message arrives, for every held partition in
+one scan of the table.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class SlaProcessor:
         """Last processed offset per input (topic, partition) since the last commit."""
 
     def forget_partitions(self) -> None:
-        """Partitions moved: drop every PartitionLogic; each is rebuilt from the table at its next message."""
+        """Partitions moved: drop every PartitionLogic; they are rebuilt from the table at the next message."""
         log.info("partitions revoked: forgetting the state of partitions %s", sorted(self.partitions))
         self.partitions.clear()
         self.positions.clear()
