@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 COMPILED      := $(shell sed -n 's/^COMPILED = \[\(.*\)\]/\1/p' deploy/compile_core.py | tr -d '",')
 COMPILE_STAMP := build/.compiled
 
-setup: $(PY_STAMP) $(KAFKA_STAMP) $(COMPILE_STAMP) prometheus
+setup: $(PY_STAMP) $(KAFKA_STAMP) $(COMPILE_STAMP) prometheus chromium
 
 # The hot modules of the SLA core compiled to C extensions with mypyc (about twice as fast); the .so files sit
 # beside the sources and win at import. If compiling fails, the pure-Python modules are used and nothing breaks.
@@ -70,6 +70,22 @@ prometheus:
 	  else \
 	    echo "error: the rule and integration tests need prometheus and promtool (prometheus: $$(command -v prometheus || echo missing)," \
 	         "promtool: $$(command -v promtool || echo missing)). Install them, e.g. 'apt-get install prometheus'."; exit 1; \
+	  fi; \
+	fi
+
+# Chromium (Debian's chromium package) for the report test, which renders the HTML report headless and checks the
+# screenshot: installed with apt-get when missing and possible, else the exact command to run is printed.
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ -n "$(APT_GET)" ]; then \
+	    echo "chromium missing: installing Debian's chromium package with apt-get ..."; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null || { \
+	      echo "error: apt-get could not install chromium. Install Chromium yourself" \
+	           "(Debian: apt-get install chromium) and put the chromium binary on PATH."; exit 1; }; \
+	  else \
+	    echo "error: the report test needs chromium (chromium: $$(command -v chromium || echo missing))." \
+	         "Install it, e.g. 'apt-get install chromium'."; exit 1; \
 	  fi; \
 	fi
 

@@ -1,4 +1,6 @@
-"""The Faust application: topics, the SLA table, the SLA agent, the ticker, the web views and the sink.
+"""The Faust application: topics, the SLA table, the SLA agent, the ticker and the web views.
+
+The ClickHouse sink is a process of its own (``slaflow sink``, :mod:`agents.sink`).
 
 :func:`create_app` builds a fresh app from :class:`agents.settings.Settings`
 (no module-level app), so the CLI, the demo and the tests each get their own.
@@ -17,7 +19,6 @@ from faust.types import StreamT
 
 from agents import faust_fixes
 from agents.settings import Settings
-from agents.sink import ClickHouseSinkService
 from agents.sla import SlaProcessor
 from agents.ticker import Ticker
 from agents.topics import TopicNames
@@ -162,6 +163,5 @@ def create_app(settings: Settings) -> faust.App:
                 app.is_leader,
             )
         )
-    app.service(ClickHouseSinkService(settings))  # type: ignore[arg-type]  # instances are accepted too
     add_views(app, table, processor)
     return app

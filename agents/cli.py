@@ -33,6 +33,7 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", help="partitions of created topics [SLAFLOW_PARTITIONS]")
     parser.add_argument("--policies", help="SLA policy file, YAML [SLAFLOW_POLICIES]")
     parser.add_argument("--clickhouse-url", help="chdb:///path or http(s)://host:8123 [SLAFLOW_CLICKHOUSE_URL]")
+    parser.add_argument("--clickhouse-database", help="database of the slaflow tables [SLAFLOW_CLICKHOUSE_DATABASE]")
     parser.add_argument("--data-dir", help="local state directory [SLAFLOW_DATA_DIR]")
     parser.add_argument("--web-port", help="worker web port, 0 for none [SLAFLOW_WEB_PORT]")
     parser.add_argument("--web-bind", help="address the web server listens on [SLAFLOW_WEB_BIND]")
@@ -54,6 +55,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "partitions",
             "policies",
             "clickhouse_url",
+            "clickhouse_database",
             "data_dir",
             "web_port",
             "web_bind",
@@ -96,6 +98,35 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0  # pragma: no cover - execute_from_commandline exits
 
 
+def cmd_sink(args: argparse.Namespace) -> int:
+    """Run the ClickHouse sink until SIGINT/SIGTERM."""
+    from agents.sink import serve  # noqa: PLC0415
+
+    settings = _settings(args)
+    if args.sink_metrics_port is not None:
+        settings = settings.replace(sink_metrics_port=args.sink_metrics_port)
+    if not settings.kafka_bootstrap:
+        raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap")
+    logging.getLogger().setLevel({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))
+    return serve(settings)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the ClickHouse database to the latest schema and say what was done."""
+    from sinks.clickhouse import connect, migrate  # noqa: PLC0415
+
+    settings = _settings(args)
+    url, database = settings.effective_clickhouse_url, settings.clickhouse_database
+    client = connect(url, database)
+    try:
+        report = migrate(client, database)
+    finally:
+        client.close()
+    applied = ", ".join(report.applied) if report.applied else "nothing to apply"
+    print(f"ClickHouse {url} database {database}: schema version {report.found} -> {report.version} ({applied})")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The demo: local broker, worker, simulated contact centre, alerts printed."""
     from agents.demo import run_demo  # noqa: PLC0415
@@ -119,6 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(run)
     run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
     run.set_defaults(func=cmd_run)
+
+    sink = commands.add_parser("sink", help="write the topics into ClickHouse (a consumer group of its own)")
+    _settings_flags(sink)
+    sink.add_argument(
+        "--metrics-port", dest="sink_metrics_port", help="port of /metrics, 0 for none [SLAFLOW_SINK_METRICS_PORT]"
+    )
+    sink.set_defaults(func=cmd_sink)
+
+    clickhouse = commands.add_parser("clickhouse", help="ClickHouse schema: slaflow clickhouse migrate")
+    clickhouse_commands = clickhouse.add_subparsers(dest="clickhouse_command", required=True, metavar="ACTION")
+    migrate = clickhouse_commands.add_parser("migrate", help="create or upgrade the slaflow tables and views")
+    _settings_flags(migrate)
+    migrate.set_defaults(func=cmd_migrate)
 
     replay.add_command(commands)
     produce.add_command(commands)

@@ -1,10 +1,11 @@
 """``slaflow run``: the whole pipeline on this machine, with a simulated contact centre.
 
 Starts (unless ``KAFKA_BOOTSTRAP`` names a broker) a local Kafka broker,
-creates the topics, starts a worker process, feeds simulated cases, and
-prints every alert as it arrives, one line each. On Ctrl-C or after
-``duration_s`` it stops the feed, the worker and the broker, in that order,
-and prints what the embedded ClickHouse recorded. Children are started in
+creates the topics, starts a worker process and a ClickHouse sink process,
+feeds simulated cases, and prints every alert as it arrives, one line each.
+On Ctrl-C or after ``duration_s`` it stops the feed, the worker and the sink,
+writes what the sink had not written yet, prints what the embedded ClickHouse
+recorded, and stops the broker. Children are started in
 their own process groups and die with this process (``PR_SET_PDEATHSIG``),
 so nothing is left behind however the run ends.
 """
@@ -85,10 +86,20 @@ async def print_alerts(settings: Settings, stop: asyncio.Event, started: float, 
 
 def start_worker(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``slaflow worker`` for ``settings`` as a child process logging to ``log_path``."""
+    return start_child("worker", settings, log_path)
+
+
+def start_sink(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``slaflow sink`` (the ClickHouse sink) for ``settings`` as a child process logging to ``log_path``."""
+    return start_child("sink", settings, log_path)
+
+
+def start_child(command: str, settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``slaflow COMMAND`` with ``settings`` (as environment variables), logging to ``log_path``."""
     env = {**os.environ, **settings.replace(clickhouse_url=settings.effective_clickhouse_url).to_env()}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker"],
+            [sys.executable, "-m", "agents.cli", command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -127,10 +138,12 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     names = TopicNames.of(settings)
     await ensure_topics(settings)
     worker = start_worker(settings, run_dir / "worker.log")
+    sink = start_sink(settings, run_dir / "sink.log")
     plan = DemoFeed()
     print(
-        f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}); simulated contact centre from "
-        f"{_instant(plan.config.start_ms)}, {plan.speed:.0f}x faster than real time ...",
+        f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}), ClickHouse sink started (pid {sink.pid}, "
+        f"log {run_dir / 'sink.log'}); simulated contact centre from {_instant(plan.config.start_ms)}, "
+        f"{plan.speed:.0f}x faster than real time ...",
         file=out,
         flush=True,
     )
@@ -144,13 +157,12 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     try:
         deadline = None if duration_s is None else started + duration_s
         while not stop.is_set():
-            if worker.poll() is not None:
-                print(f"error: the worker exited with code {worker.returncode}; see {run_dir / 'worker.log'}", file=out)
-                stop.set()
-                break
+            for name, child in (("worker", worker), ("sink", sink)):
+                if child.poll() is not None:
+                    print(f"error: the {name} exited with code {child.returncode}; see {run_dir / name}.log", file=out)
+                    stop.set()
             if deadline is not None and time.time() >= deadline:
                 stop.set()
-                break
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
         sent = await feed
@@ -160,18 +172,21 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(stop_process, worker)
+        await asyncio.to_thread(stop_process, sink)
     print(f"stopped after {time.time() - started:.0f} s: {sent} events fed, {alerts} alerts printed.", file=out)
-    with open_sink(settings.effective_clickhouse_url, settings.clickhouse_database) as sink:
-        caught_up = await catch_up(settings, sink)
-        total = sink.client.command(f"SELECT count() FROM {sink.database}.sla_alerts FINAL")
+    caught_up = await catch_up(settings)  # what the sink had not written when it stopped
+    url, database = settings.effective_clickhouse_url, settings.clickhouse_database
+    with open_sink(url, database) as clickhouse:
+        total = clickhouse.client.command(f"SELECT count() FROM {database}.sla_alerts FINAL")
         print(
-            f"ClickHouse ({settings.effective_clickhouse_url}) table {sink.database}.sla_alerts holds {total} alerts "
-            f"({caught_up} written after the worker stopped):",
+            f"ClickHouse ({url}) table {database}.sla_alerts holds {total} alerts ({caught_up} rows written after "
+            "the sink stopped):",
             file=out,
         )
-        for line in clickhouse_summary(sink):
+        for line in clickhouse_summary(clickhouse):
             print(line, file=out)
-    return 0 if worker.returncode in (0, -signal.SIGTERM) else 1
+    codes = (worker.returncode, sink.returncode)
+    return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 
 
 def run_demo(settings: Settings, duration_s: float | None = None, out: TextIO = sys.stdout) -> int:

@@ -115,6 +115,11 @@ class Settings:
     )
     sink_batch_rows: int = _env("SLAFLOW_SINK_BATCH_ROWS", "ClickHouse sink: rows per insert at most.", 10_000)
     sink_flush_s: float = _env("SLAFLOW_SINK_FLUSH_INTERVAL", "ClickHouse sink: seconds between inserts at most.", 1.0)
+    sink_metrics_port: int = _env(
+        "SLAFLOW_SINK_METRICS_PORT",
+        "Port of the sink's /metrics (0: none); the address is SLAFLOW_WEB_BIND.",
+        6067,
+    )
     log_level: str = _env("SLAFLOW_LOG_LEVEL", "Log level of the worker: debug, info, warn, error.", "info")
 
     @classmethod

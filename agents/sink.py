@@ -1,57 +1,77 @@
-"""The ClickHouse sink task: alerts topic -> ``sinks.clickhouse``, as its own consumer group.
+"""``slaflow sink``: the output and input topics -> ClickHouse, as a process and consumer group of its own.
 
-It runs beside the SLA agent in the worker process but consumes with a group
-of its own (``{app_id}-clickhouse``), so a slow or absent ClickHouse never
-delays an alert. Offsets are committed only after ClickHouse acknowledged the
-insert; when an insert fails, the rows stay buffered and the insert is retried
-with exponential back-off (0.5 s doubling to 30 s), and nothing is lost.
+It reads the alerts, kpi-transitions, kpi-durations, case-events and calls topics with the group
+``{app_id}-clickhouse`` (``read_committed``: only what the SLA agents committed), separate from the SLA
+workers, so that a slow or absent ClickHouse never delays an alert. Messages become rows
+(:mod:`sinks.rows`), buffered per table and inserted in batches bounded in rows (``sink_batch_rows``) and time
+(``sink_flush_s``). Offsets are committed only after ClickHouse acknowledged every row of the batch: when an
+insert fails, the rows stay buffered and the insert is retried with exponential back-off (0.5 s doubling to
+30 s) for as long as it takes, and nothing is lost. A crash between the insert and the commit makes the next
+run insert those rows again; the tables' ReplacingMergeTree keys make that harmless (``sinks/clickhouse.py``).
+
+Counts add up: every message read is ``written`` (rows made), ``skipped`` (a clock tick) or ``refused`` (bytes
+the SLA agent dead-letters as undecodable or schema_violation), on ``/metrics`` as
+``slaflow_sink_messages_total``, with the backlog (messages not yet in ClickHouse) per topic.
+
+With the embedded engine (``chdb://``) one sink process owns the data directory: run one sink. A ClickHouse
+server takes several sink processes (the group shares the partitions among them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+import time
+from collections import Counter
 from collections.abc import Iterator
+from typing import Final
 
-from aiokafka import AIOKafkaConsumer
-from mode import Service
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from prometheus_client import start_http_server
 
 from agents.settings import Settings
 from agents.topics import TopicNames
-from schemas.codec import SLA_ALERT, CodecError
-from sinks.clickhouse import ClickHouseSink, SinkError, connect
+from schemas.codec import CodecError
+from sinks.clickhouse import ClickHouseSink, SinkError, connect, migrate
+from sinks.metrics import SinkMetrics
+from sinks.rows import ROWS_OF
 
 log = logging.getLogger(__name__)
 
+SINK_TOPICS: Final = {
+    "alerts": "alerts",
+    "kpi_transitions": "transitions",
+    "kpi_durations": "durations",
+    "case_events": "case_events",
+    "calls": "calls",
+}
+"""The topics the sink reads: their :data:`sinks.rows.ROWS_OF` key (also the ``topic`` label of its metrics) and
+their :class:`TopicNames` attribute."""
+
+BACKLOG_INTERVAL_S: Final = 2.0
+"""Seconds between two updates of the backlog gauge (it asks the broker for offsets)."""
+
+
+def sink_group(settings: Settings) -> str:
+    """The sink's consumer group: separate from the SLA agents'."""
+    return f"{settings.app_id}-clickhouse"
+
 
 def sink_consumer(settings: Settings) -> AIOKafkaConsumer:
-    """The sink's consumer of the alerts topic: its own group, manual commits, committed reads only."""
+    """The sink's consumer of its topics: its own group, manual commits, committed reads only."""
+    names = TopicNames.of(settings)
     return AIOKafkaConsumer(
-        TopicNames.of(settings).alerts,
+        *(getattr(names, attribute) for attribute in SINK_TOPICS.values()),
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.app_id}-clickhouse",
+        group_id=sink_group(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        max_poll_records=settings.sink_batch_rows,
     )
-
-
-async def sink_batch(consumer: AIOKafkaConsumer, sink: ClickHouseSink, settings: Settings) -> int:
-    """Fetch one batch of alerts, insert it (retrying until ClickHouse takes it), commit; return rows written."""
-    batch = await consumer.getmany(timeout_ms=int(settings.sink_flush_s * 1000), max_records=settings.sink_batch_rows)
-    for messages in batch.values():
-        for message in messages:
-            try:
-                sink.add(SLA_ALERT.decode(message.value))
-            except CodecError as exc:
-                log.error(
-                    "skipping undecodable alert %s[%d]@%d: %s", message.topic, message.partition, message.offset, exc
-                )
-    if not sink.pending:
-        return 0
-    written = await _flush_until_acknowledged(sink)
-    await consumer.commit()
-    return written
 
 
 def backoff_delays(first_s: float = 0.5, most_s: float = 30.0) -> Iterator[float]:
@@ -62,73 +82,188 @@ def backoff_delays(first_s: float = 0.5, most_s: float = 30.0) -> Iterator[float
         delay = min(delay * 2, most_s)
 
 
-async def _flush_until_acknowledged(sink: ClickHouseSink) -> int:
-    delays = backoff_delays()
-    while True:
-        try:
-            return await asyncio.to_thread(sink.flush)
-        except SinkError as exc:
-            delay = next(delays)
-            log.warning("ClickHouse insert failed (%s); %d rows kept, retrying in %.1f s", exc, sink.pending, delay)
-            await asyncio.sleep(delay)
+class SinkLoop:
+    """One consumer, one ClickHouse sink: fetch a batch, make rows, insert until acknowledged, commit.
 
+    ``sink`` is None until ClickHouse could be reached (:meth:`run` connects with back-off); the backlog is
+    reported meanwhile, from the broker's offsets alone.
+    """
 
-async def catch_up(settings: Settings, sink: ClickHouseSink) -> int:
-    """Write every alert the sink's group has not committed yet, up to the end of the topic; return rows written."""
-    consumer = sink_consumer(settings)
-    await consumer.start()
-    written = 0
-    try:
-        while True:
-            written += await sink_batch(consumer, sink, settings)
-            assignment = consumer.assignment()
-            if assignment:
-                ends = await consumer.end_offsets(list(assignment))
-                positions = {tp: await consumer.position(tp) for tp in assignment}
-                if all(positions[tp] >= ends[tp] for tp in assignment):
-                    return written
-    finally:
-        await consumer.stop()
-
-
-class ClickHouseSinkService(Service):
-    """Consumes the alerts topic and writes every alert into ClickHouse in batches."""
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, metrics: SinkMetrics) -> None:
         self.settings = settings
+        self.consumer = consumer
+        self.metrics = metrics
         self.sink: ClickHouseSink | None = None
-        self.rows_written = 0
-        super().__init__()
+        self.messages: Counter[str] = Counter()
+        """Messages read per outcome (written, skipped, refused) since the start."""
+        names = TopicNames.of(settings)
+        self._topic_of = {getattr(names, attribute): topic for topic, attribute in SINK_TOPICS.items()}
+        self._backlog_at = 0.0
 
-    async def _connect(self) -> ClickHouseSink:
-        """Connect to ClickHouse (creating the tables), retrying with back-off: an absent ClickHouse must not
-        stop the worker, whose alerts do not depend on it."""
+    async def connect(self, stop: asyncio.Event) -> bool:
+        """Reach ClickHouse and migrate its schema, retrying with back-off until it works or ``stop`` is set."""
         s = self.settings
         delays = backoff_delays()
-        while True:
+        while not stop.is_set():
             try:
                 client = await asyncio.to_thread(connect, s.effective_clickhouse_url, s.clickhouse_database)
+                report = await asyncio.to_thread(migrate, client, s.clickhouse_database)
             except SinkError as exc:
+                self.metrics.error("connect")
                 delay = next(delays)
                 log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
-                await self.sleep(delay)
+                await self.update_backlog()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
                 continue
-            log.info("ClickHouse sink writing to %s (database %s)", s.effective_clickhouse_url, s.clickhouse_database)
-            return ClickHouseSink(client, s.clickhouse_database)
+            self.sink = ClickHouseSink(client, s.clickhouse_database)
+            log.info(
+                "ClickHouse sink writing to %s, database %s, schema version %d (applied now: %s)",
+                s.effective_clickhouse_url, s.clickhouse_database, report.version, ", ".join(report.applied) or "none",
+            )  # fmt: skip
+            return True
+        return False
 
-    @Service.task
-    async def _consume(self) -> None:
-        self.sink = await self._connect()
-        consumer = sink_consumer(self.settings)
-        await consumer.start()
+    async def batch(self, stop: asyncio.Event) -> int:
+        """Fetch one batch, write its rows (retrying until acknowledged or ``stop``), commit; return rows written."""
+        assert self.sink is not None, "connect() first"
+        s = self.settings
+        fetched = await self.consumer.getmany(timeout_ms=int(s.sink_flush_s * 1000), max_records=s.sink_batch_rows)
+        counts: Counter[tuple[str, str, str]] = Counter()
+        add = self.sink.add
+        for tp, messages in fetched.items():
+            topic = self._topic_of[tp.topic]
+            rows_of = ROWS_OF[topic]
+            for message in messages:
+                try:
+                    rows = rows_of(message.value or b"", message.partition, message.offset)
+                except CodecError as exc:
+                    counts[topic, "refused", exc.reason] += 1
+                    log.warning(
+                        "refused %s[%d]@%d (%s): %s", tp.topic, message.partition, message.offset, exc.reason, exc
+                    )
+                    continue
+                counts[topic, "written" if rows else "skipped", ""] += 1
+                for table, row in rows:
+                    add(table, row)
+        written = await self._flush_until_acknowledged(stop) if self.sink.pending else 0
+        if self.sink.pending:
+            return written  # stopped while ClickHouse was away: nothing committed, the next run reads them again
+        if fetched:
+            await self._commit()
+        for (topic, outcome, reason), n in counts.items():
+            self.metrics.messages(topic, outcome, reason, n)
+            self.messages[outcome] += n
+        if time.monotonic() - self._backlog_at >= BACKLOG_INTERVAL_S:
+            await self.update_backlog()
+        return written
+
+    async def _flush_until_acknowledged(self, stop: asyncio.Event) -> int:
+        assert self.sink is not None
+        delays = backoff_delays()
+        written = 0
+        self.metrics.set_buffered(self.sink.pending)
+        while not stop.is_set():
+            try:
+                done = await asyncio.to_thread(self.sink.flush)
+            except SinkError as exc:
+                self.metrics.error(exc.table)
+                delay = next(delays)
+                log.warning("%s; %d rows kept, retrying in %.1f s", exc, self.sink.pending, delay)
+                await self.update_backlog()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+                continue
+            written += sum(done.values())
+            self.metrics.rows(done, time.time())
+            if not self.sink.pending:
+                break
+        self.metrics.set_buffered(self.sink.pending)
+        return written
+
+    async def _commit(self) -> None:
         try:
-            while not self.should_stop:
-                self.rows_written += await sink_batch(consumer, self.sink, self.settings)
-        finally:
-            await consumer.stop()
+            await self.consumer.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced while ClickHouse was slow: the partitions' next owner reads these messages
+            # again and writes the same rows, which the tables' keys collapse. Nothing is lost.
+            log.warning("commit after insert failed (%s): the rows will be written again, harmlessly", exc)
 
-    async def on_stop(self) -> None:
-        """Close the ClickHouse client (rows not flushed are re-read from Kafka by the next run)."""
-        if self.sink is not None:
-            self.sink.client.close()
-            log.info("ClickHouse sink stopped after writing %d rows", self.rows_written)
+    async def update_backlog(self) -> None:
+        """Set the backlog gauge: per topic, end offsets minus the group's committed offsets."""
+        self._backlog_at = time.monotonic()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self._topic_of
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            return
+        try:
+            ends = await self.consumer.end_offsets(partitions)
+            committed = {tp: await self.consumer.committed(tp) for tp in partitions}
+        except KafkaError as exc:
+            log.warning("backlog unknown: %s", exc)
+            return
+        backlog: Counter[str] = Counter({topic: 0 for topic in SINK_TOPICS})
+        for tp in partitions:
+            backlog[self._topic_of[tp.topic]] += max(0, ends[tp] - (committed[tp] or 0))
+        self.metrics.set_backlog(backlog)
+
+    async def caught_up(self) -> bool:
+        """Whether every assigned partition has been read (and committed) up to its end."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return False
+        ends = await self.consumer.end_offsets(list(assignment))
+        for tp in assignment:
+            if await self.consumer.position(tp) < ends[tp]:
+                return False
+        return True
+
+
+async def run_sink(
+    settings: Settings, stop: asyncio.Event, metrics: SinkMetrics, *, until_caught_up: bool = False
+) -> int:
+    """Run the sink until ``stop`` is set (or, with ``until_caught_up``, until every topic is written up to its
+    end); return the rows written."""
+    consumer = sink_consumer(settings)
+    await consumer.start()
+    loop = SinkLoop(settings, consumer, metrics)
+    written = 0
+    try:
+        if not await loop.connect(stop):
+            return 0
+        while not stop.is_set():
+            written += await loop.batch(stop)
+            if until_caught_up and await loop.caught_up():
+                break
+    finally:
+        await consumer.stop()
+        if loop.sink is not None:
+            loop.sink.client.close()
+    log.info("ClickHouse sink stopped: %d rows written; messages %s", written, dict(loop.messages))
+    return written
+
+
+async def catch_up(settings: Settings) -> int:
+    """Write everything the sink's group has not committed yet, up to the end of its topics; return rows written."""
+    return await run_sink(settings, asyncio.Event(), SinkMetrics(), until_caught_up=True)
+
+
+def serve(settings: Settings) -> int:
+    """``slaflow sink``: serve ``/metrics`` on ``sink_metrics_port`` and sink until SIGTERM or SIGINT."""
+    metrics = SinkMetrics()
+    if settings.sink_metrics_port:
+        start_http_server(settings.sink_metrics_port, settings.web_bind, registry=metrics.registry)
+        log.info("sink metrics on http://%s:%d/metrics", settings.web_bind, settings.sink_metrics_port)
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        running = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            running.add_signal_handler(signum, stop.set)
+        return await run_sink(settings, stop, metrics)
+
+    asyncio.run(main())
+    return 0

@@ -119,7 +119,8 @@ def schema_version(client: Client, database: str) -> int:
         "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
-    return int(client.command(f"SELECT max(version) FROM {database}.{SCHEMA_TABLE}") or 0)
+    version = client.command(f"SELECT max(version) FROM {database}.{SCHEMA_TABLE}")
+    return int(str(version or 0))
 
 
 def migrate(client: Client, database: str) -> MigrationReport:

@@ -1,4 +1,6 @@
-"""Prometheus metrics of a worker, batched like a sink: cheap calls per event, one ``flush()`` per batch.
+"""Prometheus metrics of a worker (:class:`SlaMetrics`) and of the ClickHouse sink (:class:`SinkMetrics`).
+
+The worker's are batched like a sink: cheap calls per event, one ``flush()`` per batch.
 
 Calling prometheus_client once per event costs a lock and a label lookup each
 time; a worker that handles thousands of events per batch instead bumps plain
@@ -43,19 +45,22 @@ BATCH_SECONDS_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 BATCH_SIZE_BUCKETS: Final = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000)
 
 
-def _slaflow_version() -> str:
-    try:
-        return package_version("slaflow")
-    except PackageNotFoundError:
-        return "unknown"
+def _build_info(registry: CollectorRegistry, version: str | None) -> None:
+    """``slaflow_build_info{version}`` = 1 in ``registry``: which slaflow a scraped process runs."""
+    if version is None:
+        try:
+            version = package_version("slaflow")
+        except PackageNotFoundError:
+            version = "unknown"
+    info = Gauge("slaflow_build_info", "Always 1; the version label is slaflow's.", ("version",), registry=registry)
+    info.labels(version).set(1)
 
 
 class SlaMetrics:
     """The worker's Prometheus metrics, in a registry of their own.
 
     Record with :meth:`event`, :meth:`tick`, :meth:`alert`, :meth:`transition`,
-    :meth:`batch`, :meth:`sink_rows`, :meth:`sink_error` and the ``set_*``
-    methods; publish with :meth:`flush`; serve :meth:`exposition` as
+    :meth:`batch` and the ``set_*`` methods; publish with :meth:`flush`; serve :meth:`exposition` as
     :data:`CONTENT_TYPE`.
     """
 
@@ -101,15 +106,7 @@ class SlaMetrics:
         self._batch_size = Histogram(
             "slaflow_batch_size", "Messages in one batch.", buckets=BATCH_SIZE_BUCKETS, registry=r
         )
-        self._sink_backlog = Gauge(
-            "slaflow_sink_backlog_rows", "Rows buffered for ClickHouse, not yet written.", registry=r
-        )
-        self._sink_rows_total = Counter("slaflow_sink_rows", "Rows written to ClickHouse.", ("table",), registry=r)
-        self._sink_errors_total = Counter(
-            "slaflow_sink_errors", "Failed ClickHouse writes (the batch stays buffered).", ("table",), registry=r
-        )
-        build_info = Gauge("slaflow_build_info", "Always 1; the version label is slaflow's.", ("version",), registry=r)
-        build_info.labels(version or _slaflow_version()).set(1)
+        _build_info(r, version)
         for state in KPI_STATES:
             self._open_kpis.labels(state).set(0)
 
@@ -120,11 +117,8 @@ class SlaMetrics:
         self._transitions: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._lateness_s: list[float] = []
         self._batches: list[tuple[int, float]] = []
-        self._sink_rows: defaultdict[str, int] = defaultdict(int)
-        self._sink_errors: defaultdict[str, int] = defaultdict(int)
         self._pending_open_kpis: dict[str, int] | None = None
         self._pending_lag: dict[tuple[str, int], int] | None = None
-        self._pending_backlog: int | None = None
         self._open_states: set[str] = set(KPI_STATES)
         self._lag_labels: set[tuple[str, str]] = set()
 
@@ -153,18 +147,6 @@ class SlaMetrics:
     def batch(self, size: int, seconds: float) -> None:
         """Record one processed batch: ``size`` messages in ``seconds`` of wall time."""
         self._batches.append((size, seconds))
-
-    def sink_rows(self, table: str, n: int) -> None:
-        """Count ``n`` rows written to ClickHouse ``table``."""
-        self._sink_rows[table] += n
-
-    def sink_error(self, table: str) -> None:
-        """Count one failed write to ClickHouse ``table``."""
-        self._sink_errors[table] += 1
-
-    def set_sink_backlog(self, rows: int) -> None:
-        """Rows buffered for ClickHouse and not yet written, now."""
-        self._pending_backlog = rows
 
     def set_open_kpis(self, by_state: Mapping[str, int]) -> None:
         """Open KPI clocks by state, now; replaces the previous values (a state absent here becomes 0). States are
@@ -207,17 +189,6 @@ class SlaMetrics:
                 self._batch_size.observe(size)
                 self._batch_seconds.observe(seconds)
             self._batches.clear()
-        if self._sink_rows:
-            for table, n in self._sink_rows.items():
-                self._sink_rows_total.labels(table).inc(n)
-            self._sink_rows.clear()
-        if self._sink_errors:
-            for table, n in self._sink_errors.items():
-                self._sink_errors_total.labels(table).inc(n)
-            self._sink_errors.clear()
-        if self._pending_backlog is not None:
-            self._sink_backlog.set(self._pending_backlog)
-            self._pending_backlog = None
         if self._pending_open_kpis is not None:
             by_state: dict[str, int] = {}
             for state, n in self._pending_open_kpis.items():
@@ -235,6 +206,77 @@ class SlaMetrics:
             for (topic, partition), n in lag.items():
                 self._consumer_lag.labels(topic, partition).set(n)
             self._lag_labels = set(lag)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format, to serve at ``/metrics`` as :data:`CONTENT_TYPE`."""
+        return generate_latest(self.registry)
+
+
+class SinkMetrics:
+    """The ClickHouse sink's Prometheus metrics, in a registry of their own.
+
+    The sink records once per batch (not per message), so the calls go to prometheus_client directly: what
+    is recorded is visible in :meth:`exposition` at once. Names and labels are in ``docs/metrics.md``.
+    """
+
+    CONTENT_TYPE: ClassVar[str] = CONTENT_TYPE
+
+    def __init__(self, registry: CollectorRegistry | None = None, version: str | None = None) -> None:
+        """Register every metric in ``registry`` (a fresh one when None); ``version`` labels ``slaflow_build_info``."""
+        self.registry: Final = CollectorRegistry() if registry is None else registry
+        r = self.registry
+        self._messages = Counter(
+            "slaflow_sink_messages",
+            "Messages read by the sink: written (rows made), skipped (clock ticks) or refused (undecodable or "
+            "schema_violation; the SLA agent dead-letters them).",
+            ("topic", "outcome", "reason"),
+            registry=r,
+        )
+        self._rows = Counter("slaflow_sink_rows", "Rows ClickHouse acknowledged, by table.", ("table",), registry=r)
+        self._errors = Counter(
+            "slaflow_sink_errors",
+            "Failed ClickHouse operations, by table (connect: reaching ClickHouse or migrating); the rows stay "
+            "buffered and are written again.",
+            ("table",),
+            registry=r,
+        )
+        self._backlog = Gauge(
+            "slaflow_sink_backlog_messages",
+            "Messages on a topic not yet in ClickHouse: end offsets minus the sink group's committed offsets.",
+            ("topic",),
+            registry=r,
+        )
+        self._buffered = Gauge("slaflow_sink_buffered_rows", "Rows read and not yet written.", registry=r)
+        self._last_write = Gauge(
+            "slaflow_sink_last_write_timestamp_seconds", "When ClickHouse last acknowledged an insert (Unix time).",
+            registry=r,
+        )  # fmt: skip
+        _build_info(r, version)
+
+    def messages(self, topic: str, outcome: str, reason: str = "", n: int = 1) -> None:
+        """Count ``n`` messages of ``topic``: ``written``, ``skipped`` or ``refused`` (with its reason)."""
+        if n:
+            self._messages.labels(topic, outcome, reason).inc(n)
+
+    def rows(self, written: Mapping[str, int], at_s: float) -> None:
+        """Count rows ClickHouse acknowledged per table, at Unix time ``at_s``."""
+        for table, n in written.items():
+            self._rows.labels(table).inc(n)
+        if written:
+            self._last_write.set(at_s)
+
+    def error(self, table: str) -> None:
+        """Count one failed operation on ``table`` (``connect`` for reaching ClickHouse)."""
+        self._errors.labels(table).inc()
+
+    def set_backlog(self, by_topic: Mapping[str, int]) -> None:
+        """Messages behind per topic, now."""
+        for topic, n in by_topic.items():
+            self._backlog.labels(topic).set(n)
+
+    def set_buffered(self, rows: int) -> None:
+        """Rows buffered and not yet written, now."""
+        self._buffered.set(rows)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus text format, to serve at ``/metrics`` as :data:`CONTENT_TYPE`."""

@@ -82,6 +82,7 @@ def settings(kafka_bootstrap: str, unique: str, tmp_path: Path) -> Settings:
         web_port=0,
         tick_interval_s=0.2,
         sink_flush_s=0.2,
+        sink_metrics_port=0,
     )
 
 

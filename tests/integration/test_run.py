@@ -15,14 +15,14 @@ pytestmark = pytest.mark.integration
 
 def run_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "SLAFLOW_"))}
-    env.update(SLAFLOW_DATA_DIR=str(tmp_path / "run"), SLAFLOW_WEB_PORT="0")
+    env.update(SLAFLOW_DATA_DIR=str(tmp_path / "run"), SLAFLOW_WEB_PORT="0", SLAFLOW_SINK_METRICS_PORT="0")
     return env
 
 
 def pids(output: str) -> list[int]:
-    """The broker's and the worker's process ids, as the demo prints them."""
+    """The broker's, the worker's and the sink's process ids, as the demo prints them."""
     found = [int(p) for p in re.findall(r"\(pid (\d+)", output)]
-    assert len(found) == 2, output
+    assert len(found) == 3, output
     return found
 
 

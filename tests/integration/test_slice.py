@@ -116,8 +116,8 @@ def test_case_created_fires_warning_and_breach_and_lands_in_clickhouse(settings:
         names.case_events,
     )
 
+    asyncio.run(catch_up(settings))  # the ClickHouse sink, until it has written everything
     with open_sink(settings.effective_clickhouse_url, settings.clickhouse_database) as sink:
-        asyncio.run(catch_up(settings, sink))  # what the worker's sink had not written when it stopped
         rows = sink.client.query(
             f"SELECT alert_id, kind, business_elapsed_ms, toUnixTimestamp64Milli(deadline), tier, owner "
             f"FROM {sink.database}.sla_alerts FINAL ORDER BY threshold_at"

@@ -10,7 +10,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from sinks.metrics import CONTENT_TYPE, KPI_STATES, SlaMetrics
+from sinks.metrics import CONTENT_TYPE, KPI_STATES, SinkMetrics, SlaMetrics
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules.yml"
 
@@ -20,7 +20,7 @@ def metrics() -> SlaMetrics:
     return SlaMetrics(version="1.2.3")
 
 
-def sample(metrics: SlaMetrics, name: str, **labels: str) -> float | None:
+def sample(metrics: SlaMetrics | SinkMetrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
@@ -34,12 +34,8 @@ def test_counters_are_invisible_before_flush_and_exact_after(metrics: SlaMetrics
     metrics.alert("BREACH", "vip", 0.2)
     metrics.transition("started", "vip", n=5)
     metrics.batch(1004, 0.012)
-    metrics.sink_rows("sla_alerts", 500)
-    metrics.sink_error("sla_alerts")
-    metrics.set_sink_backlog(42)
 
     assert sample(metrics, "slaflow_events_total", topic="crm", outcome="processed", reason="") is None
-    assert sample(metrics, "slaflow_sink_backlog_rows") == 0
     assert sample(metrics, "slaflow_batch_size_count") == 0
 
     metrics.flush()
@@ -52,9 +48,6 @@ def test_counters_are_invisible_before_flush_and_exact_after(metrics: SlaMetrics
     assert sample(metrics, "slaflow_batch_size_count") == 1
     assert sample(metrics, "slaflow_batch_size_sum") == 1004
     assert sample(metrics, "slaflow_batch_seconds_sum") == pytest.approx(0.012)
-    assert sample(metrics, "slaflow_sink_rows_total", table="sla_alerts") == 500
-    assert sample(metrics, "slaflow_sink_errors_total", table="sla_alerts") == 1
-    assert sample(metrics, "slaflow_sink_backlog_rows") == 42
     assert sample(metrics, "slaflow_build_info", version="1.2.3") == 1
 
     # A second flush adds only what was recorded since the first.
@@ -154,9 +147,33 @@ def test_the_shipped_rules_use_only_metrics_that_exist(metrics: SlaMetrics) -> N
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     exposed = {
         family.name + suffix
-        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for exposition in (metrics.exposition(), SinkMetrics().exposition())
+        for family in text_string_to_metric_families(exposition.decode())
         for suffix in suffixes[family.type]
     }
     groups = yaml.safe_load(RULES.read_text())["groups"]
     used = {name for group in groups for rule in group["rules"] for name in re.findall(r"\bslaflow_\w+", rule["expr"])}
     assert used and used <= exposed, used - exposed
+
+
+def test_sink_metrics_are_visible_at_once() -> None:
+    metrics = SinkMetrics(version="1.2.3")
+    metrics.messages("alerts", "written", n=7)
+    metrics.messages("case_events", "refused", "undecodable")
+    metrics.messages("case_events", "skipped", n=0)
+    metrics.rows({"sla_alerts": 7, "record_events": 3}, at_s=1_700_000_000.5)
+    metrics.error("sla_alerts")
+    metrics.set_backlog({"alerts": 12, "calls": 0})
+    metrics.set_buffered(5)
+    assert sample(metrics, "slaflow_sink_messages_total", topic="alerts", outcome="written", reason="") == 7
+    assert (
+        sample(metrics, "slaflow_sink_messages_total", topic="case_events", outcome="refused", reason="undecodable")
+        == 1
+    )
+    assert sample(metrics, "slaflow_sink_messages_total", topic="case_events", outcome="skipped", reason="") is None
+    assert sample(metrics, "slaflow_sink_rows_total", table="record_events") == 3
+    assert sample(metrics, "slaflow_sink_errors_total", table="sla_alerts") == 1
+    assert sample(metrics, "slaflow_sink_backlog_messages", topic="alerts") == 12
+    assert sample(metrics, "slaflow_sink_buffered_rows") == 5
+    assert sample(metrics, "slaflow_sink_last_write_timestamp_seconds") == 1_700_000_000.5
+    assert sample(metrics, "slaflow_build_info", version="1.2.3") == 1

@@ -1,0 +1,248 @@
+"""Inline SVG charts for the HTML report: pure functions from numbers to an ``<svg>`` string.
+
+No charting library and no script: the report must be one self-contained file that any browser (or a mail
+client, or a headless screenshot) shows as it is. Every chart is sized by its ``viewBox`` in abstract units
+(about CSS pixels at the natural width; the page scales it down with ``max-width: 100%``), every piece of text
+is XML-escaped, and every function accepts empty input (a "no data" chart) and zero or all-equal values
+(bars of length 0, or all of the same length) without dividing by zero.
+
+Bars carry ``class="bar"`` and ``data-value`` so that tests (and people reading the source) can check that a
+bar's length is proportional to its value: ``width = value / scale_max * plot_width``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from typing import Final
+
+PALETTE: Final = ("#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00")
+"""Series colours, in order (distinguishable, and legible on white)."""
+
+FONT: Final = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
+WIDTH: Final = 720
+"""Natural width of every chart, viewBox units."""
+LABEL_CHARS: Final = 28
+"""Category labels longer than this are cut with an ellipsis; the full text is in the bar's tooltip."""
+
+Format = Callable[[float], str]
+
+
+def _text(value: object) -> str:
+    """``value`` as XML text or attribute content (``<``, ``>``, ``&`` and both quotes escaped)."""
+    return escape(str(value), quote=True)
+
+
+def _num(value: float) -> str:
+    """A coordinate with at most two decimals (shorter SVG, no ``1e-05`` notation)."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _short(label: str, limit: int = LABEL_CHARS) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _plain(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
+
+
+def _finite(value: float) -> float:
+    """NaN and infinities drawn as 0 (they can only come from a caller's bug; a chart must still render)."""
+    return value if math.isfinite(value) else 0.0
+
+
+def _svg(width: float, height: float, title: str, body: list[str]) -> str:
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {_num(width)} {_num(height)}" '
+        f'width="{_num(width)}" height="{_num(height)}" role="img" aria-label="{_text(title)}" class="chart">'
+    )
+    heading = f'<text x="0" y="18" font-size="15" font-weight="600" style="{FONT}">{_text(title)}</text>'
+    return "".join([head, f"<title>{_text(title)}</title>", heading, *body, "</svg>"])
+
+
+def _no_data(title: str, width: float) -> str:
+    return _svg(
+        width,
+        70,
+        title,
+        [f'<text x="0" y="50" font-size="13" fill="#777" style="{FONT}" class="no-data">no data yet</text>'],
+    )
+
+
+def bar_chart(
+    items: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    value_format: Format = _plain,
+    max_value: float | None = None,
+    reference: float | None = None,
+    reference_label: str = "",
+    color: str = PALETTE[0],
+    width: float = WIDTH,
+) -> str:
+    """A horizontal bar chart: one row per ``(label, value)``, in the order given.
+
+    Bars start at 0 and are proportional to ``value / max_value`` (default: the largest value; a negative
+    value draws no bar but keeps its printed figure). ``reference`` draws a dashed vertical line at that value,
+    e.g. the overall breach rate, labelled ``reference_label``.
+    """
+    if not items:
+        return _no_data(title, width)
+    values = [_finite(value) for _label, value in items]
+    scale = max([max_value or 0.0, *values, reference or 0.0])
+    label_w, value_w, row_h, top = 200.0, 80.0, 24.0, 34.0
+    plot_w = width - label_w - value_w
+    height = top + row_h * len(items) + (22 if reference is not None else 8)
+    body: list[str] = []
+    for n, ((label, _raw), value) in enumerate(zip(items, values, strict=True)):
+        y = top + n * row_h
+        length = plot_w * max(value, 0.0) / scale if scale > 0 else 0.0
+        body.append(
+            f'<text x="{_num(label_w - 8)}" y="{_num(y + 16)}" font-size="12" text-anchor="end" style="{FONT}">'
+            f"{_text(_short(label))}</text>"
+            f'<rect class="bar" x="{_num(label_w)}" y="{_num(y + 4)}" width="{_num(length)}" height="{_num(row_h - 8)}"'
+            f' fill="{_text(color)}" data-value="{_text(repr(value))}"><title>{_text(label)}: '
+            f"{_text(value_format(value))}</title></rect>"
+            f'<text x="{_num(label_w + length + 6)}" y="{_num(y + 16)}" font-size="12" style="{FONT}">'
+            f"{_text(value_format(value))}</text>"
+        )
+    body.append(
+        f'<line x1="{_num(label_w)}" y1="{_num(top)}" x2="{_num(label_w)}" y2="{_num(top + row_h * len(items))}" '
+        'stroke="#444" stroke-width="1"/>'
+    )
+    if reference is not None and scale > 0:
+        x = label_w + plot_w * max(_finite(reference), 0.0) / scale
+        bottom = top + row_h * len(items)
+        body.append(
+            f'<line class="reference" x1="{_num(x)}" y1="{_num(top)}" x2="{_num(x)}" y2="{_num(bottom)}" '
+            'stroke="#222" stroke-width="1.5" stroke-dasharray="5,3"/>'
+            f'<text x="{_num(x)}" y="{_num(bottom + 16)}" font-size="11" text-anchor="middle" fill="#222" '
+            f'style="{FONT}">{_text(reference_label or value_format(reference))}</text>'
+        )
+    return _svg(width, height, title, body)
+
+
+def stacked_bar_chart(
+    rows: Sequence[tuple[str, Sequence[float]]],
+    series: Sequence[str],
+    *,
+    title: str,
+    value_format: Format = _plain,
+    width: float = WIDTH,
+) -> str:
+    """Horizontal stacked bars: one row per ``(label, values)``, one segment per ``series`` name, with a legend.
+
+    Rows are scaled to the largest row total, so lengths compare across rows; each row's total is printed.
+    Negative values count as 0.
+    """
+    if not rows or not series:
+        return _no_data(title, width)
+    label_w, value_w, row_h, top = 200.0, 80.0, 24.0, 56.0
+    plot_w = width - label_w - value_w
+    cleaned = [(label, [max(_finite(v), 0.0) for v in values][: len(series)]) for label, values in rows]
+    scale = max(sum(values) for _label, values in cleaned)
+    body: list[str] = []
+    x = 0.0
+    for n, name in enumerate(series):
+        color = PALETTE[n % len(PALETTE)]
+        body.append(
+            f'<rect x="{_num(x)}" y="30" width="12" height="12" fill="{color}"/>'
+            f'<text x="{_num(x + 16)}" y="40" font-size="12" style="{FONT}">{_text(name)}</text>'
+        )
+        x += 24 + 7.5 * len(name)
+    for r, (label, values) in enumerate(cleaned):
+        y = top + r * row_h
+        body.append(
+            f'<text x="{_num(label_w - 8)}" y="{_num(y + 16)}" font-size="12" text-anchor="end" style="{FONT}">'
+            f"{_text(_short(label))}</text>"
+        )
+        offset = label_w
+        for n, value in enumerate(values):
+            length = plot_w * value / scale if scale > 0 else 0.0
+            body.append(
+                f'<rect class="bar" x="{_num(offset)}" y="{_num(y + 4)}" width="{_num(length)}" '
+                f'height="{_num(row_h - 8)}" fill="{PALETTE[n % len(PALETTE)]}" data-value="{_text(repr(value))}">'
+                f"<title>{_text(label)}, {_text(series[n])}: {_text(value_format(value))}</title></rect>"
+            )
+            offset += length
+        body.append(
+            f'<text x="{_num(offset + 6)}" y="{_num(y + 16)}" font-size="12" style="{FONT}">'
+            f"{_text(value_format(sum(values)))}</text>"
+        )
+    return _svg(width, top + row_h * len(rows) + 8, title, body)
+
+
+def line_chart(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    title: str,
+    value_format: Format = _plain,
+    y_max: float | None = None,
+    width: float = WIDTH,
+) -> str:
+    """Lines over evenly spaced ``labels`` (hours, days, weeks), one per ``series`` entry, from y = 0.
+
+    ``None`` is a gap (no KPI in that bucket); a lone point is drawn as a dot. The y axis runs from 0 to
+    ``y_max`` (default: the largest value, or 1 when every value is 0). At most about 12 x labels are printed.
+    """
+    present = [v for values in series.values() for v in values if v is not None]
+    if not labels or not present:
+        return _no_data(title, width)
+    left, right, top, bottom = 56.0, 16.0, 56.0, 40.0
+    plot_h = 220.0
+    plot_w = width - left - right
+    top_value = max([y_max or 0.0, *(_finite(v) for v in present)])
+    top_value = top_value if top_value > 0 else 1.0
+    step = plot_w / (len(labels) - 1) if len(labels) > 1 else 0.0
+
+    def at(n: int, value: float) -> tuple[float, float]:
+        x = left + (n * step if len(labels) > 1 else plot_w / 2)
+        return x, top + plot_h - plot_h * max(_finite(value), 0.0) / top_value
+
+    body: list[str] = []
+    for tick in range(5):
+        value = top_value * tick / 4
+        y = top + plot_h - plot_h * tick / 4
+        body.append(
+            f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + plot_w)}" y2="{_num(y)}" stroke="#ddd"/>'
+            f'<text x="{_num(left - 6)}" y="{_num(y + 4)}" font-size="11" text-anchor="end" style="{FONT}">'
+            f"{_text(value_format(value))}</text>"
+        )
+    every = max(1, math.ceil(len(labels) / 12))
+    for n, label in enumerate(labels):
+        if n % every == 0:
+            x, _y = at(n, 0.0)
+            body.append(
+                f'<text x="{_num(x)}" y="{_num(top + plot_h + 18)}" font-size="11" text-anchor="middle" '
+                f'style="{FONT}">{_text(_short(label, 12))}</text>'
+            )
+    x_legend = 0.0
+    for s, (name, values) in enumerate(series.items()):
+        color = PALETTE[s % len(PALETTE)]
+        body.append(
+            f'<rect x="{_num(x_legend)}" y="30" width="12" height="12" fill="{color}"/>'
+            f'<text x="{_num(x_legend + 16)}" y="40" font-size="12" style="{FONT}">{_text(name)}</text>'
+        )
+        x_legend += 24 + 7.5 * len(name)
+        runs: list[list[tuple[float, float]]] = [[]]
+        for n, value in enumerate(values[: len(labels)]):
+            if value is None:
+                runs.append([])
+            else:
+                runs[-1].append(at(n, value))
+        for run in runs:
+            if len(run) == 1:
+                body.append(f'<circle cx="{_num(run[0][0])}" cy="{_num(run[0][1])}" r="3" fill="{color}"/>')
+            elif run:
+                points = " ".join(f"{_num(x)},{_num(y)}" for x, y in run)
+                body.append(
+                    f'<polyline class="line" points="{points}" fill="none" stroke="{color}" stroke-width="2"/>'
+                )
+    body.append(
+        f'<line x1="{_num(left)}" y1="{_num(top + plot_h)}" x2="{_num(left + plot_w)}" y2="{_num(top + plot_h)}" '
+        'stroke="#444"/>'
+    )
+    return _svg(width, top + plot_h + bottom, title, body)
