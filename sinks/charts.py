@@ -130,15 +130,17 @@ def stacked_bar_chart(
     *,
     title: str,
     value_format: Format = _plain,
+    colors: Sequence[str] = PALETTE,
     width: float = WIDTH,
 ) -> str:
     """Horizontal stacked bars: one row per ``(label, values)``, one segment per ``series`` name, with a legend.
 
     Rows are scaled to the largest row total, so lengths compare across rows; each row's total is printed.
-    Negative values count as 0.
+    Negative values count as 0. ``colors`` gives each series its colour, in order (cycled).
     """
     if not rows or not series:
         return _no_data(title, width)
+    colors = colors or PALETTE
     label_w, value_w, row_h, top = 200.0, 80.0, 24.0, 56.0
     plot_w = width - label_w - value_w
     cleaned = [(label, [max(_finite(v), 0.0) for v in values][: len(series)]) for label, values in rows]
@@ -146,7 +148,7 @@ def stacked_bar_chart(
     body: list[str] = []
     x = 0.0
     for n, name in enumerate(series):
-        color = PALETTE[n % len(PALETTE)]
+        color = _text(colors[n % len(colors)])
         body.append(
             f'<rect x="{_num(x)}" y="30" width="12" height="12" fill="{color}"/>'
             f'<text x="{_num(x + 16)}" y="40" font-size="12" style="{FONT}">{_text(name)}</text>'
@@ -163,7 +165,7 @@ def stacked_bar_chart(
             length = plot_w * value / scale if scale > 0 else 0.0
             body.append(
                 f'<rect class="bar" x="{_num(offset)}" y="{_num(y + 4)}" width="{_num(length)}" '
-                f'height="{_num(row_h - 8)}" fill="{PALETTE[n % len(PALETTE)]}" data-value="{_text(repr(value))}">'
+                f'height="{_num(row_h - 8)}" fill="{_text(colors[n % len(colors)])}" data-value="{_text(repr(value))}">'
                 f"<title>{_text(label)}, {_text(series[n])}: {_text(value_format(value))}</title></rect>"
             )
             offset += length
@@ -186,7 +188,8 @@ def line_chart(
     """Lines over evenly spaced ``labels`` (hours, days, weeks), one per ``series`` entry, from y = 0.
 
     ``None`` is a gap (no KPI in that bucket); a lone point is drawn as a dot. The y axis runs from 0 to
-    ``y_max`` (default: the largest value, or 1 when every value is 0). At most about 12 x labels are printed.
+    ``y_max`` (default: the largest value, or 1 when every value is 0). X labels are printed about 90 units
+    apart (every n-th label), so that they never overlap.
     """
     present = [v for values in series.values() for v in values if v is not None]
     if not labels or not present:
@@ -211,7 +214,7 @@ def line_chart(
             f'<text x="{_num(left - 6)}" y="{_num(y + 4)}" font-size="11" text-anchor="end" style="{FONT}">'
             f"{_text(value_format(value))}</text>"
         )
-    every = max(1, math.ceil(len(labels) / 12))
+    every = max(1, math.ceil(len(labels) / max(2, int(plot_w // 90))))  # labels about 90 units apart
     for n, label in enumerate(labels):
         if n % every == 0:
             x, _y = at(n, 0.0)
@@ -228,19 +231,17 @@ def line_chart(
         )
         x_legend += 24 + 7.5 * len(name)
         runs: list[list[tuple[float, float]]] = [[]]
-        for n, value in enumerate(values[: len(labels)]):
-            if value is None:
+        for n, point in enumerate(values[: len(labels)]):
+            if point is None:
                 runs.append([])
             else:
-                runs[-1].append(at(n, value))
+                runs[-1].append(at(n, point))
         for run in runs:
             if len(run) == 1:
                 body.append(f'<circle cx="{_num(run[0][0])}" cy="{_num(run[0][1])}" r="3" fill="{color}"/>')
             elif run:
                 points = " ".join(f"{_num(x)},{_num(y)}" for x, y in run)
-                body.append(
-                    f'<polyline class="line" points="{points}" fill="none" stroke="{color}" stroke-width="2"/>'
-                )
+                body.append(f'<polyline class="line" points="{points}" fill="none" stroke="{color}" stroke-width="2"/>')
     body.append(
         f'<line x1="{_num(left)}" y1="{_num(top + plot_h)}" x2="{_num(left + plot_w)}" y2="{_num(top + plot_h)}" '
         'stroke="#444"/>'

@@ -32,9 +32,20 @@ worst ``top`` candidates with a positive score are the bottlenecks, each with it
 against the overall one, mean hours from start to decision (wall clock; up to the report's time for open
 KPIs) and hours overdue (wall time past the deadline summed over its breaches, up to the end or to now).
 
-Limits, said plainly: dimensions overlap (tier ``Premium`` and KPI ``premium/first_response`` may both rank
-for the same breaches), and the baseline is the overall rate, not one adjusted for each group's mix of KPIs:
-a queue that only takes hard KPIs ranks high. Both are visible in the per-tier and per-queue sections.
+Candidates made of exactly the same KPIs (``owner 'unassigned'`` and ``status 'new' (case)`` when nobody
+picks new cases up) are one bottleneck with both names (:attr:`Bottleneck.same_as`; same count and same XOR
+of the instance ids' hashes). Limits, said plainly: dimensions still overlap (tier ``Premium`` and KPI
+``premium/first_response`` may both rank for many of the same breaches); e-mails are counted over the case's
+whole life, so "0-1 e-mails" also means "nobody wrote back"; and the baseline is the overall rate, not one
+adjusted for each group's mix of KPIs: a queue that only takes hard KPIs ranks high (the per-tier and
+per-queue sections show the mix).
+
+**Attribution.** A KPI belongs to the queue, owner, tier, priority and category it had when it was decided.
+For a KPI that ended, that is what the SLA core recorded at its end (``kpi_instances``; the agent who met
+it gets the credit). For a KPI still open, ``kpi_instances`` only knows its last transition, usually its
+start, before anyone was assigned; so an open KPI takes the record's state from ``status_segments`` at its
+deadline when it breached, and now when it is still running (the view's columns when the record has no
+event). The ``status`` of every KPI is the record's status strictly before that instant.
 
 **Time.** "Now" is the stream's time, not the wall clock: the latest event, transition, alert or end in the
 database (:attr:`Report.as_of`), so a report of last month's replay reads the same today as then. Durations
@@ -46,7 +57,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
@@ -108,6 +119,8 @@ class Bottleneck:
     """Mean wall hours from a KPI's start to its end (to the report's time while open)."""
     overdue_hours: float
     """Wall hours past the deadline, summed over the group's breaches."""
+    same_as: tuple[str, ...] = ()
+    """Labels of other candidates made of exactly the same KPIs (merged into this one)."""
 
     @property
     def breach_rate(self) -> float:
@@ -128,6 +141,11 @@ class Bottleneck:
     def label(self) -> str:
         """How people name the group: ``queue 'delivery'``, ``status 'new' (case)``, ``reopened KPIs``."""
         return describe(self.dimension, self.value)
+
+    @property
+    def full_label(self) -> str:
+        """:attr:`label` and the other names of the same KPIs: ``owner 'unassigned' = status 'new' (case)``."""
+        return " = ".join((self.label, *self.same_as))
 
 
 @dataclass(frozen=True)
@@ -271,7 +289,7 @@ class Report:
         if self.bottlenecks:
             b = self.bottlenecks[0]
             parts.append(
-                f"worst bottleneck: {b.label} ({_n(b.breaches)} breaches of {_n(b.kpis)} KPIs, "
+                f"worst bottleneck: {b.full_label} ({_n(b.breaches)} breaches of {_n(b.kpis)} KPIs, "
                 f"{_pct(b.breach_rate)} vs {_pct(b.overall_rate)} overall: {_excess(b.excess_breaches)} beyond the "
                 "average)"
             )
@@ -330,6 +348,41 @@ def _as_of_ms(client: Client, db: str) -> int | None:
     return ms if ms > 0 else None
 
 
+def _attributed(db: str, as_of_ms: int) -> str:
+    """A ``WITH`` list: ``as_of`` and ``attributed``, every KPI instance of ``kpi_instances`` with its
+    decision instant ``at`` (deadline of a breach, end, or now) and its dimensions at that instant (see the
+    module docstring), plus ``hours`` (start to end, or to now) and ``overdue_hours`` (past the deadline)."""
+    state = ("queue", "owner", "tier", "priority", "category")
+    columns = ", ".join(f"toString(if(k.outcome = 'open' AND s.{c} != '', s.{c}, k.{c})) AS {c}" for c in state)
+    return f"""
+        fromUnixTimestamp64Milli(toInt64({int(as_of_ms)}), 'UTC') AS as_of,
+        attributed AS
+        (
+            SELECT
+                k.instance_id AS instance_id, k.entity_type AS entity_type, k.record_id AS record_id,
+                k.policy AS policy, k.kpi AS kpi, k.outcome AS outcome, k.breached AS breached,
+                k.started_at AS started_at, k.business_ms AS business_ms, k.reopened AS reopened,
+                {columns},
+                if(s.status = '', '', concat(toString(s.entity_type), '/', toString(s.status))) AS status,
+                coalesce(k.wall_ms, dateDiff('millisecond', k.started_at, as_of)) / {_MS_PER_HOUR} AS hours,
+                if(k.breached, greatest(ifNull(dateDiff('millisecond', k.deadline, coalesce(k.ended_at, as_of)), 0), 0),
+                   0) / {_MS_PER_HOUR} AS overdue_hours
+            FROM
+            (
+                SELECT *, assumeNotNull(multiIf(breached AND deadline IS NOT NULL, deadline,
+                                                ended_at IS NOT NULL, ended_at, as_of)) AS at
+                FROM {db}.kpi_instances
+            ) AS k
+            ASOF LEFT JOIN
+            (
+                SELECT entity_type, record_id, status, queue, owner, tier, priority, category, started_at
+                FROM {db}.status_segments
+            ) AS s
+            ON k.entity_type = s.entity_type AND k.record_id = s.record_id AND k.at > s.started_at
+        )
+    """
+
+
 _OUTCOMES: Final = f"""
     countIf(outcome != 'open'), countIf(outcome = 'met'), countIf(outcome = 'breached'),
     countIf(outcome = 'cancelled'), countIf(outcome = 'open' AND breached), countIf(outcome = 'open' AND NOT breached),
@@ -347,11 +400,12 @@ def _totals(client: Client, db: str) -> tuple[Totals, int, int]:
     return Totals(*(_int(v) for v in row[:8])), _int(row[8]), _int(row[9])
 
 
-def _groups(client: Client, db: str, column: str) -> tuple[GroupRate, ...]:
+def _groups(client: Client, db: str, as_of_ms: int, column: str) -> tuple[GroupRate, ...]:
     sql = f"""
+        WITH {_attributed(db, as_of_ms)}
         SELECT {column}, {_OUTCOMES},
                avgIf(business_ms, outcome IN ('met', 'breached')) / {_MS_PER_HOUR}
-        FROM {db}.kpi_instances
+        FROM attributed
         GROUP BY {column}
         ORDER BY countIf({_DECIDED}) DESC, {column}
     """
@@ -376,62 +430,44 @@ def _bottlenecks(client: Client, db: str, as_of_ms: int, totals: Totals, top: in
         return ()
     sql = f"""
         WITH
-            fromUnixTimestamp64Milli(toInt64({as_of_ms}), 'UTC') AS as_of,
+            {_attributed(db, as_of_ms)},
             emails AS
             (
                 SELECT regarding_id, count() AS n
                 FROM {db}.activities FINAL
                 WHERE activity_type = 'email' AND regarding_type = 'case'
                 GROUP BY regarding_id
-            ),
-            decided AS
-            (
-                SELECT
-                    entity_type, record_id, breached, queue, owner, tier, priority, category, reopened,
-                    concat(policy, '/', kpi) AS policy_kpi,
-                    coalesce(wall_ms, dateDiff('millisecond', started_at, as_of)) / {_MS_PER_HOUR} AS hours,
-                    if(breached, greatest(ifNull(dateDiff('millisecond', deadline, coalesce(ended_at, as_of)), 0), 0),
-                       0) / {_MS_PER_HOUR} AS overdue_hours,
-                    assumeNotNull(coalesce(if(breached, deadline, ended_at), ended_at, as_of)) AS decided_at
-                FROM {db}.kpi_instances
-                WHERE {_DECIDED}
-            ),
-            placed AS
-            (
-                SELECT d.*, if(s.status = '', '', concat(s.entity_type, '/', s.status)) AS status_then
-                FROM decided AS d
-                ASOF LEFT JOIN
-                (
-                    SELECT entity_type, record_id, status, started_at FROM {db}.status_segments
-                ) AS s
-                ON d.entity_type = s.entity_type AND d.record_id = s.record_id AND d.decided_at > s.started_at
             )
         SELECT pair.1 AS dimension, pair.2 AS value, count(), countIf(p.breached), avg(p.hours),
-               sum(p.overdue_hours)
-        FROM placed AS p
+               sum(p.overdue_hours), groupBitXor(cityHash64(p.instance_id))
+        FROM attributed AS p
         LEFT JOIN emails AS e ON e.regarding_id = p.record_id
         ARRAY JOIN
         [
-            ('queue', toString(p.queue)), ('owner', toString(p.owner)), ('tier', toString(p.tier)),
-            ('priority', toString(p.priority)), ('kpi', p.policy_kpi), ('category', toString(p.category)),
-            ('status', p.status_then), ('reopened', if(p.reopened > 0, 'reopened', 'never')),
+            ('queue', p.queue), ('owner', p.owner), ('tier', p.tier), ('priority', p.priority),
+            ('kpi', concat(toString(p.policy), '/', toString(p.kpi))), ('category', p.category),
+            ('status', p.status), ('reopened', if(p.reopened > 0, 'reopened', 'never')),
             ('emails', if(p.entity_type = 'case', multiIf(e.n <= 1, '0-1', e.n <= 3, '2-3', '4+'), ''))
         ] AS pair
-        WHERE value != ''
+        WHERE {_DECIDED.replace("breached", "p.breached").replace("outcome", "p.outcome")} AND value != ''
         GROUP BY dimension, value
     """
     rate = totals.breach_rate
-    candidates = [
-        Bottleneck(
+    order = {dimension: n for n, dimension in enumerate(DIMENSIONS)}
+    groups: dict[tuple[int, int], list[Bottleneck]] = {}
+    for row in _rows(client, sql):
+        candidate = Bottleneck(
             str(row[0]), str(row[1]), _int(row[2]), _int(row[3]), rate, _float(row[4]) or 0.0, _float(row[5]) or 0.0
         )
-        for row in _rows(client, sql)
-    ]
-    ranked = sorted(
-        (c for c in candidates if c.excess_breaches > 1e-9),
-        key=lambda c: (-c.excess_breaches, -c.breaches, c.dimension, c.value),
-    )
-    return tuple(ranked[:top])
+        if candidate.excess_breaches > 1e-9:
+            # The same KPIs under two names (owner 'unassigned' and status 'new') are one bottleneck.
+            groups.setdefault((candidate.kpis, _int(row[6])), []).append(candidate)
+    merged = []
+    for same in groups.values():
+        same.sort(key=lambda c: (order.get(c.dimension, len(order)), c.value))
+        merged.append(replace(same[0], same_as=tuple(c.label for c in same[1:])))
+    merged.sort(key=lambda c: (-c.excess_breaches, -c.breaches, order.get(c.dimension, len(order)), c.value))
+    return tuple(merged[:top])
 
 
 def _statuses(client: Client, db: str, limit: int) -> tuple[StatusTime, ...]:
@@ -468,14 +504,15 @@ def _calls(client: Client, db: str) -> tuple[QueueCalls, ...]:
     return (*rows, total)
 
 
-def _agents(client: Client, db: str, limit: int) -> tuple[AgentLoad, ...]:
+def _agents(client: Client, db: str, as_of_ms: int, limit: int) -> tuple[AgentLoad, ...]:
     sql = f"""
         WITH
+            {_attributed(db, as_of_ms)},
             k AS
             (
-                SELECT toString(owner) AS agent, countIf({_DECIDED}) AS kpis, countIf(outcome = 'met') AS met,
+                SELECT owner AS agent, countIf({_DECIDED}) AS kpis, countIf(outcome = 'met') AS met,
                        countIf(breached) AS breaches
-                FROM {db}.kpi_instances GROUP BY agent
+                FROM attributed GROUP BY agent
             ),
             c AS
             (
@@ -507,13 +544,14 @@ _BUCKETS: Final = {
 }
 
 
-def _trend(client: Client, db: str, first_ms: int, last_ms: int) -> Trend:
+def _trend(client: Client, db: str, as_of_ms: int, first_ms: int, last_ms: int) -> Trend:
     span = timedelta(milliseconds=last_ms - first_ms)
     bucket = "hour" if span <= timedelta(days=2) else "day" if span <= timedelta(days=60) else "week"
     expression, step = _BUCKETS[bucket]
     sql = f"""
-        SELECT toUnixTimestamp({expression}) AS start, toString(tier), countIf(outcome = 'met'), count()
-        FROM {db}.kpi_instances
+        WITH {_attributed(db, as_of_ms)}
+        SELECT toUnixTimestamp({expression}) AS start, tier, countIf(outcome = 'met'), count()
+        FROM attributed
         WHERE {_DECIDED}
         GROUP BY start, tier
         ORDER BY start
@@ -549,18 +587,19 @@ def build_report(client: Client, database: str, top: int = 5) -> Report:
         raise ValueError(f"top must be at least 1, got {top}")
     rows = max(2 * top, 10)
     as_of_ms = _as_of_ms(client, database)
+    now_ms = as_of_ms or 0
     totals, first_ms, last_ms = _totals(client, database)
     return Report(
         database=database,
         as_of=datetime.fromtimestamp(as_of_ms / 1000, UTC) if as_of_ms else None,
         totals=totals,
-        bottlenecks=_bottlenecks(client, database, as_of_ms or 0, totals, top),
-        tiers=_groups(client, database, "tier"),
-        queues=_groups(client, database, "queue"),
+        bottlenecks=_bottlenecks(client, database, now_ms, totals, top),
+        tiers=_groups(client, database, now_ms, "tier"),
+        queues=_groups(client, database, now_ms, "queue"),
         statuses=_statuses(client, database, rows),
         calls=_calls(client, database),
-        agents=_agents(client, database, rows),
-        trend=_trend(client, database, first_ms, last_ms),
+        agents=_agents(client, database, now_ms, rows),
+        trend=_trend(client, database, now_ms, first_ms, last_ms),
         top=top,
     )
 
@@ -604,9 +643,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1)
     widths = [max(len(h), *(len(r[n]) for r in rows)) if rows else len(h) for n, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  " + "  ".join(
-            cell.ljust(w) if n < left else cell.rjust(w) for n, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
+        return (
+            "  "
+            + "  ".join(
+                cell.ljust(w) if n < left else cell.rjust(w)
+                for n, (cell, w) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
+        )
 
     return [line(headers), *(line(r) for r in rows)]
 
@@ -616,7 +659,7 @@ def _bottleneck_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     rows = [
         [
             str(n),
-            b.label,
+            b.full_label,
             _n(b.kpis),
             _n(b.breaches),
             _pct(b.breach_rate),
@@ -651,8 +694,7 @@ def _group_rows(groups: Sequence[GroupRate]) -> tuple[list[str], list[list[str]]
 def _status_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     headers = ["status", "record", "hours", "stays", "mean h", "in it now"]
     rows = [
-        [s.status, s.entity_type, _h(s.hours), _n(s.stays), _h(s.mean_hours), _n(s.open_now)]
-        for s in report.statuses
+        [s.status, s.entity_type, _h(s.hours), _n(s.stays), _h(s.mean_hours), _n(s.open_now)] for s in report.statuses
     ]
     return headers, rows
 
@@ -693,8 +735,20 @@ def _agent_rows(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def _meta(report: Report) -> str:
-    when = f"{report.as_of:%Y-%m-%d %H:%M} UTC" if report.as_of else "no data yet"
-    return f"ClickHouse database {report.database}, as of {when} (the stream's time)"
+    if report.as_of is None:
+        return f"ClickHouse database {report.database}: no data yet"
+    return f"ClickHouse database {report.database}, as of {report.as_of:%Y-%m-%d %H:%M} UTC (the stream's time)"
+
+
+def _counts(report: Report) -> str:
+    t = report.totals
+    if not t.ended + t.open_breached + t.open_running:
+        return "KPIs: none yet."
+    return (
+        f"KPIs: {_n(t.ended)} ended ({_n(t.met)} met, {_n(t.breached_ended)} breached, {_n(t.cancelled)} cancelled), "
+        f"{_n(t.open_breached + t.open_running)} open ({_n(t.open_breached)} past their deadline); "
+        f"breach rate {_pct(t.breach_rate)} of {_n(t.decided)} decided KPIs."
+    )
 
 
 def _bottleneck_intro(report: Report) -> str:
@@ -707,13 +761,8 @@ def _bottleneck_intro(report: Report) -> str:
 
 def render_text(report: Report) -> str:
     """The report for a terminal: the headline first, then the bottlenecks, then one short section each."""
-    lines = [report.headline, "", _meta(report), ""]
+    lines = [report.headline, "", _meta(report), "", _counts(report)]
     t = report.totals
-    lines.append(
-        f"KPIs: {_n(t.ended)} ended ({_n(t.met)} met, {_n(t.breached_ended)} breached, {_n(t.cancelled)} cancelled), "
-        f"{_n(t.open_breached + t.open_running)} open ({_n(t.open_breached)} past their deadline); "
-        f"breach rate {_pct(t.breach_rate)} of {_n(t.decided)} decided KPIs."
-    )
     lines += ["", f"The {report.top} worst bottlenecks (most breaches beyond the average)"]
     if report.bottlenecks:
         lines += _table(*_bottleneck_rows(report), left=2)
@@ -777,16 +826,18 @@ def _charts(report: Report) -> list[str]:
         (g.name, [g.met, g.breaches - g.open_breached, g.cancelled, g.open_breached, g.open_running])
         for g in report.tiers
     ]
-    labels = [f"{s:%d %b %H:%M}" if report.trend.bucket == "hour" else f"{s:%d %b %Y}" for s in report.trend.starts]
+    labels = [f"{s:%d %b %H:00}" if report.trend.bucket == "hour" else f"{s:%d %b %Y}" for s in report.trend.starts]
+    # Records without a tier (calls, orders, ...) are in "all"; their own line is noise next to the tiers'.
+    trend = {name: shares for name, shares in report.trend.shares.items() if name != "(none)"}
 
     def pct(v: float) -> str:
         return _pct(v)
 
     return [
         charts.bar_chart(
-            [(b.label, b.excess_breaches) for b in report.bottlenecks],
+            [(b.full_label, b.excess_breaches) for b in report.bottlenecks],
             title="Bottlenecks: breaches beyond the average",
-            value_format=lambda v: _excess(v),
+            value_format=_excess,
             color=charts.PALETTE[1],
         ),
         charts.bar_chart(
@@ -801,10 +852,11 @@ def _charts(report: Report) -> list[str]:
             ["met", "breached", "cancelled", "open, past deadline", "open"],
             title="KPI outcomes per tier",
             value_format=_n,
+            colors=("#2e9e48", "#d62728", "#9e9e9e", "#ff7f0e", "#8fb8e8"),
         ),
         charts.line_chart(
             labels,
-            report.trend.shares,
+            trend,
             title=f"Share of decided KPIs met, by {report.trend.bucket} of start",
             value_format=lambda v: f"{100 * v:.0f} %",
             y_max=1.0,
@@ -837,13 +889,14 @@ def render_html(report: Report) -> str:
         "<h1>slaflow SLA report</h1>",
         f'<p class="meta">{escape(_meta(report))}</p>',
         f'<p class="headline">{escape(report.headline)}</p>',
-        f"<p>KPIs: {_n(t.ended)} ended ({_n(t.met)} met, {_n(t.breached_ended)} breached, {_n(t.cancelled)} "
-        f"cancelled), {_n(t.open_breached + t.open_running)} open ({_n(t.open_breached)} past their deadline); "
-        f"breach rate {escape(_pct(t.breach_rate))} of {_n(t.decided)} decided KPIs.</p>",
+        f"<p>{escape(_counts(report))}</p>",
         f"<h2>The {report.top} worst bottlenecks</h2>",
     ]
     if report.bottlenecks:
-        parts += [_html_table(*_bottleneck_rows(report), left=2), f"<p class=\"note\">{escape(_bottleneck_intro(report))}</p>"]
+        parts += [
+            _html_table(*_bottleneck_rows(report), left=2),
+            f'<p class="note">{escape(_bottleneck_intro(report))}</p>',
+        ]
     else:
         parts.append("<p>None: no KPI has been met or breached yet.</p>" if not t.decided else "<p>None.</p>")
     parts.append('<div class="charts">' + "".join(f"<div>{svg}</div>" for svg in _charts(report)) + "</div>")

@@ -15,13 +15,35 @@ from aiokafka.structs import ConsumerRecord
 
 from agents.app import load_policy_versions
 from agents.settings import Settings
+from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
 from agents.sla import output_messages, step
 from agents.topics import TopicNames, group_progress
+from schemas.codec import encode_event, encode_tick
 from streams.core import SlaCore
 from streams.partition import PartitionLogic
 
 Message = tuple[str, bytes | None, bytes, int | None]
 """(topic, key, value, partition or None for the key's partition)."""
+
+TICK_EVERY = 250
+"""Events between two clock ticks (in simulated time) written into every partition."""
+
+
+def simulated_stream(settings: Settings, seed: int, days: float, cases_per_day: int) -> list[Message]:
+    """A simulated contact centre's events in time order for the case-events topic, with clock ticks in
+    simulated time every TICK_EVERY events; then a last tick two days later so that every pending deadline
+    fires."""
+    topic = TopicNames.of(settings).case_events
+    config = SimulationConfig(seed=seed, start_ms=DEFAULT_START_MS, days=days, cases_per_day=cases_per_day)
+    messages: list[Message] = []
+    last = DEFAULT_START_MS
+    for n, event in enumerate(Simulation(config).events(), 1):
+        messages.append((topic, event.record_id.encode(), encode_event(event), None))
+        last = max(last, event.occurred_at_ms)
+        if n % TICK_EVERY == 0:
+            messages += [(topic, None, encode_tick(last, "test"), p) for p in range(settings.partitions)]
+    messages += [(topic, None, encode_tick(last + 2 * 86_400_000, "test"), p) for p in range(settings.partitions)]
+    return messages
 
 
 async def produce(bootstrap: str, messages: Iterable[Message]) -> int:

@@ -9,40 +9,33 @@ import random
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
-from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
 from agents.topics import TopicNames, ensure_topics, group_progress
-from schemas.codec import DEAD_LETTER, SLA_ALERT, encode_event, encode_tick
-from tests.integration.pipeline import Message, expected_outputs, produce, read_all, wait_caught_up
+from schemas.codec import DEAD_LETTER, SLA_ALERT
+from tests.integration.pipeline import (
+    Message,
+    expected_outputs,
+    produce,
+    read_all,
+    simulated_stream,
+    wait_caught_up,
+)
 
 pytestmark = pytest.mark.integration
 
 MIN_EVENTS = 20_000
-TICK_EVERY = 250
-"""Events between two clock ticks (in simulated time) written into every partition."""
 
 
-def stream(settings: Settings, seed: int) -> Iterator[Message]:
-    """A simulated contact centre's events in time order, with clock ticks in simulated time, until at least
-    MIN_EVENTS events; then a last tick two days later so that every pending deadline fires."""
-    topic = TopicNames.of(settings).case_events
-    config = SimulationConfig(seed=seed, start_ms=DEFAULT_START_MS, days=3.0, cases_per_day=3_000)
-    last = DEFAULT_START_MS
-    for n, event in enumerate(Simulation(config).events(), 1):
-        yield topic, event.record_id.encode(), encode_event(event), None
-        last = max(last, event.occurred_at_ms)
-        if n % TICK_EVERY == 0:
-            for partition in range(settings.partitions):
-                yield topic, None, encode_tick(last, "test"), partition
-    assert n >= MIN_EVENTS, n
-    for partition in range(settings.partitions):
-        yield topic, None, encode_tick(last + 2 * 86_400_000, "test"), partition
+def stream(settings: Settings, seed: int) -> list[Message]:
+    """Three simulated days of at least MIN_EVENTS events, with clock ticks in simulated time."""
+    messages = simulated_stream(settings, seed, days=3.0, cases_per_day=3_000)
+    assert sum(key is not None for _, key, _, _ in messages) >= MIN_EVENTS
+    return messages
 
 
 async def paced(settings: Settings, messages: list[Message], seconds: float) -> None:
