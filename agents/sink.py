@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import start_http_server
 
@@ -125,27 +125,21 @@ class SinkLoop:
         return False
 
     async def batch(self, stop: asyncio.Event) -> int:
-        """Fetch one batch, write its rows (retrying until acknowledged or ``stop``), commit; return rows written."""
+        """Read until ``sink_batch_rows`` rows are buffered or ``sink_flush_s`` has passed, write them (retrying
+        until ClickHouse acknowledges them, or ``stop``), then commit; return the rows written."""
         assert self.sink is not None, "connect() first"
         s = self.settings
-        fetched = await self.consumer.getmany(timeout_ms=int(s.sink_flush_s * 1000), max_records=s.sink_batch_rows)
         counts: Counter[tuple[str, str, str]] = Counter()
-        add = self.sink.add
-        for tp, messages in fetched.items():
-            topic = self._topic_of[tp.topic]
-            rows_of = ROWS_OF[topic]
-            for message in messages:
-                try:
-                    rows = rows_of(message.value or b"", message.partition, message.offset)
-                except CodecError as exc:
-                    counts[topic, "refused", exc.reason] += 1
-                    log.warning(
-                        "refused %s[%d]@%d (%s): %s", tp.topic, message.partition, message.offset, exc.reason, exc
-                    )
-                    continue
-                counts[topic, "written" if rows else "skipped", ""] += 1
-                for table, row in rows:
-                    add(table, row)
+        fetched = 0
+        ends_at = time.monotonic() + s.sink_flush_s
+        while self.sink.pending < s.sink_batch_rows and not stop.is_set():
+            left_ms = int((ends_at - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            batch = await self.consumer.getmany(timeout_ms=left_ms, max_records=s.sink_batch_rows)
+            for tp, messages in batch.items():
+                fetched += len(messages)
+                self._add(tp.topic, messages, counts)
         written = await self._flush_until_acknowledged(stop) if self.sink.pending else 0
         if self.sink.pending:
             return written  # stopped while ClickHouse was away: nothing committed, the next run reads them again
@@ -158,16 +152,38 @@ class SinkLoop:
             await self.update_backlog()
         return written
 
+    def _add(self, topic_name: str, messages: list[ConsumerRecord], counts: Counter[tuple[str, str, str]]) -> None:
+        """Buffer the rows of ``messages`` of one partition; count them per outcome."""
+        assert self.sink is not None
+        topic = self._topic_of[topic_name]
+        rows_of = ROWS_OF[topic]
+        add = self.sink.add
+        for message in messages:
+            try:
+                rows = rows_of(message.value or b"", message.partition, message.offset)
+            except CodecError as exc:
+                counts[topic, "refused", exc.reason] += 1
+                log.warning(
+                    "refused %s[%d]@%d (%s): %s", topic_name, message.partition, message.offset, exc.reason, exc
+                )
+                continue
+            counts[topic, "written" if rows else "skipped", ""] += 1
+            for table, row in rows:
+                add(table, row)
+
     async def _flush_until_acknowledged(self, stop: asyncio.Event) -> int:
+        """Flush until every buffered row is written; give up only when ``stop`` is set and a try failed."""
         assert self.sink is not None
         delays = backoff_delays()
         written = 0
         self.metrics.set_buffered(self.sink.pending)
-        while not stop.is_set():
+        while self.sink.pending:
             try:
                 done = await asyncio.to_thread(self.sink.flush)
             except SinkError as exc:
                 self.metrics.error(exc.table)
+                if stop.is_set():
+                    break
                 delay = next(delays)
                 log.warning("%s; %d rows kept, retrying in %.1f s", exc, self.sink.pending, delay)
                 await self.update_backlog()
@@ -176,8 +192,6 @@ class SinkLoop:
                 continue
             written += sum(done.values())
             self.metrics.rows(done, time.time())
-            if not self.sink.pending:
-                break
         self.metrics.set_buffered(self.sink.pending)
         return written
 
