@@ -3,7 +3,9 @@
 -- Every table is a ReplacingMergeTree whose ORDER BY is the identity of what a row describes, so that a replay
 -- of a topic, or an insert retried after a lost acknowledgement, leaves one row per identity: query with FINAL
 -- (the views do). Times are DateTime64(3, 'UTC'); durations are milliseconds (Int64). Partitions are months of
--- a time that never changes for a given identity, so that a duplicate always meets its original.
+-- a time that does not change for a given identity (the KPI's start, the event's time), so that a duplicate
+-- meets its original: FINAL collapses duplicates within a partition. (A correction that moves a KPI's start
+-- into another month would leave the superseded row in the old month's partition.)
 
 -- Every change of a KPI that is not an alert (topic kpi-transitions): started, paused, resumed, re-targeted,
 -- reopened, succeeded, cancelled. The highest revision of a transition_id is the truth.
@@ -41,7 +43,7 @@ CREATE TABLE IF NOT EXISTS {db}.kpi_transitions
 )
 ENGINE = ReplacingMergeTree(revision)
 PARTITION BY toYYYYMM(started_at)
-ORDER BY (policy, kpi, record_id, transition_id);
+ORDER BY (kpi, record_id, transition_id);
 
 -- The measured end of each KPI instance (topic kpi-durations): met, breached or cancelled, with business, wall
 -- and paused time. A reopened instance ends again with a higher sequence; a correction raises the revision:
@@ -80,7 +82,7 @@ CREATE TABLE IF NOT EXISTS {db}.kpi_durations
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(started_at)
-ORDER BY (policy, kpi, record_id, kpi_instance);
+ORDER BY (kpi, record_id, kpi_instance);
 
 -- Every record event (topic case-events): what happened to a case, lead, order, ... with the record's status,
 -- queue and owner as of that event ('' when the event did not carry them: an event may carry only what changed).

@@ -1,9 +1,11 @@
 -- Derived views: one row per KPI instance, per status segment, per call. Re-created by every migrate.
 
--- One row per KPI instance, open or ended: its latest end (kpi_durations) if it has one that is not revoked,
--- else its start (kpi_transitions); warned / breached / escalation_level from the alerts. outcome is met,
--- breached, cancelled or open; breached is true for a breached end, a cancellation after the deadline, and an
--- open instance whose BREACH alert fired. Times of an open instance that it does not have yet are NULL.
+-- One row per KPI instance, open or ended: its latest end (kpi_durations) if it has one that is not revoked and
+-- was not followed by a reopen, else its transitions (kpi_transitions; policy, queue, owner ... as of the latest
+-- one); warned / breached / escalation_level from the alerts. outcome is met, breached, cancelled or open;
+-- breached is true for a breached end, a cancellation after the deadline, and an open instance whose BREACH
+-- alert fired. reopened counts the reopens. Times an open instance does not have yet are NULL; its deadline is
+-- the latest alert's, else the latest transition's that had one.
 CREATE OR REPLACE VIEW {db}.kpi_instances AS
 WITH
     ends AS
@@ -14,16 +16,30 @@ WITH
     (
         SELECT
             instance_id,
-            any(record_id) AS record_id, any(entity_type) AS entity_type, any(policy) AS policy,
-            any(policy_version) AS policy_version, any(kpi) AS kpi, any(kpi_instance) AS kpi_instance,
-            argMax(tier, at) AS tier, argMax(priority, at) AS priority, argMax(queue, at) AS queue,
-            argMax(owner, at) AS owner, argMax(attributes['category'], at) AS category,
-            min(started_at) AS started_at, argMaxIf(deadline, at, kind = 'KPI_STARTED') AS deadline,
-            argMax(target_ms, at) AS target_ms, max(sequence) AS sequence
+            argMax(record_id, (at, transition_id)) AS record_id,
+            argMax(entity_type, (at, transition_id)) AS entity_type,
+            argMax(policy, (at, transition_id)) AS policy,
+            argMax(policy_version, (at, transition_id)) AS policy_version,
+            argMax(kpi, (at, transition_id)) AS kpi, argMax(kpi_instance, (at, transition_id)) AS kpi_instance,
+            argMax(tier, (at, transition_id)) AS tier, argMax(priority, (at, transition_id)) AS priority,
+            argMax(queue, (at, transition_id)) AS queue, argMax(owner, (at, transition_id)) AS owner,
+            argMax(attributes['category'], (at, transition_id)) AS category,
+            min(started_at) AS started_at,
+            argMaxIf(deadline, (at, transition_id), deadline IS NOT NULL) AS deadline,
+            argMax(target_ms, (at, transition_id)) AS target_ms,
+            countIf(kind = 'KPI_REOPENED') AS reopens
         FROM {db}.kpi_transitions FINAL
         WHERE NOT revoked
         GROUP BY instance_id
         HAVING countIf(kind = 'KPI_STARTED') > 0
+    ),
+    -- An end counts unless the instance was reopened after it (an end's sequence is the reopens before it).
+    closed AS
+    (
+        SELECT e.*
+        FROM ends AS e
+        LEFT JOIN starts AS s ON s.instance_id = e.instance_id
+        WHERE e.sequence >= s.reopens
     ),
     alerted AS
     (
@@ -32,7 +48,7 @@ WITH
             max(kind = 'WARNING') AS warned,
             max(kind = 'BREACH') AS breach_alerted,
             max(level) AS escalation_level,
-            argMax(deadline, fired_at) AS alert_deadline
+            argMax(deadline, (fired_at, alert_id)) AS alert_deadline
         FROM {db}.sla_alerts FINAL
         WHERE NOT revoked
         GROUP BY instance_id
@@ -44,13 +60,13 @@ WITH
             owner, category, started_at, deadline, toNullable(ended_at) AS ended_at, outcome, breached, target_ms,
             toNullable(business_ms) AS business_ms, toNullable(wall_ms) AS wall_ms,
             toNullable(paused_ms) AS paused_ms, sequence AS reopened
-        FROM ends
+        FROM closed
         UNION ALL
         SELECT
             instance_id, record_id, entity_type, policy, policy_version, kpi, kpi_instance, tier, priority, queue,
-            owner, category, started_at, deadline, NULL, 'open', false, target_ms, NULL, NULL, NULL, sequence
+            owner, category, started_at, deadline, NULL, 'open', false, target_ms, NULL, NULL, NULL, reopens
         FROM starts
-        WHERE instance_id NOT IN (SELECT instance_id FROM ends)
+        WHERE instance_id NOT IN (SELECT instance_id FROM closed)
     )
 SELECT
     i.instance_id AS instance_id, i.record_id AS record_id, i.entity_type AS entity_type, i.policy AS policy,

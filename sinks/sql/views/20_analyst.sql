@@ -45,7 +45,7 @@ GROUP BY week, tier, queue, policy, kpi;
 -- now is left out.
 CREATE OR REPLACE VIEW {db}.time_in_status AS
 WITH
-    marked AS
+    marked AS  -- each segment in time order (segments of the same instant by end, value, kind): does a stay begin?
     (
         SELECT
             entity_type, record_id, status, entered_by, started_at, ended_at, duration_ms,
@@ -54,7 +54,7 @@ WITH
         WINDOW w AS (PARTITION BY entity_type, record_id ORDER BY started_at, ended_at, status, entered_by
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ),
-    numbered AS
+    numbered AS  -- the stay number of each segment, in the same order
     (
         SELECT
             entity_type, record_id, status, started_at, ended_at, duration_ms,
@@ -62,9 +62,11 @@ WITH
                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS stay
         FROM marked
     ),
-    stays AS
+    stays AS  -- one row per stay; closed ones only
     (
-        SELECT entity_type, record_id, any(status) AS status, min(started_at) AS started_at, sum(duration_ms) AS ms
+        SELECT
+            entity_type, record_id, any(status) AS status, min(started_at) AS started_at,
+            sum(ifNull(duration_ms, 0)) AS ms
         FROM numbered
         GROUP BY entity_type, record_id, stay
         HAVING countIf(ended_at IS NULL) = 0
@@ -83,7 +85,7 @@ GROUP BY week, entity_type, status;
 -- record into the queue to the event that moved it to another one. Closed stays only, in the week they began.
 CREATE OR REPLACE VIEW {db}.time_in_queue AS
 WITH
-    marked AS
+    marked AS  -- each segment in time order (segments of the same instant by end, value, kind): does a stay begin?
     (
         SELECT
             entity_type, record_id, queue, entered_by, started_at, ended_at, duration_ms,
@@ -92,7 +94,7 @@ WITH
         WINDOW w AS (PARTITION BY entity_type, record_id ORDER BY started_at, ended_at, queue, entered_by
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ),
-    numbered AS
+    numbered AS  -- the stay number of each segment, in the same order
     (
         SELECT
             entity_type, record_id, queue, started_at, ended_at, duration_ms,
@@ -100,9 +102,11 @@ WITH
                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS stay
         FROM marked
     ),
-    stays AS
+    stays AS  -- one row per stay; closed ones only
     (
-        SELECT entity_type, record_id, any(queue) AS queue, min(started_at) AS started_at, sum(duration_ms) AS ms
+        SELECT
+            entity_type, record_id, any(queue) AS queue, min(started_at) AS started_at,
+            sum(ifNull(duration_ms, 0)) AS ms
         FROM numbered
         GROUP BY entity_type, record_id, stay
         HAVING countIf(ended_at IS NULL) = 0
@@ -118,17 +122,20 @@ FROM stays
 GROUP BY week, entity_type, queue;
 
 -- 3a. Reopens and e-mails of each record under SLA (every record with at least one KPI instance), and whether
--- any of its KPIs breached. reopens = the larger of its 'reopened' record events and the distinct instants at
--- which one of its KPIs was reopened (KPI_REOPENED, or KPI_STARTED with reason 'reopened'). E-mails are its
--- email activities; email_turns counts the e-mails, in time order, whose direction differs from the previous
--- one's (in, out, in, out: 3 turns; in, in, out: 1).
+-- any of its KPIs breached. tier and queue: those of its KPI instance that ended (or else started) last;
+-- first_kpi_at: when its first KPI started. reopens = the larger of its 'reopened' record events and the
+-- distinct instants at which one of its KPIs was reopened (KPI_REOPENED, or KPI_STARTED with reason
+-- 'reopened'). E-mails are its email activities; email_turns counts the e-mails, in time order, whose direction
+-- differs from the previous one's (in, out, in, out: 3 turns; in, in, out: 1).
 CREATE OR REPLACE VIEW {db}.record_reopens_emails AS
 WITH
     kpis AS
     (
         SELECT
             entity_type, record_id,
-            argMax(tier, started_at) AS tier, argMax(queue, started_at) AS queue, min(started_at) AS first_kpi_at,
+            argMax(tier, (coalesce(ended_at, started_at), instance_id)) AS tier,
+            argMax(queue, (coalesce(ended_at, started_at), instance_id)) AS queue,
+            min(started_at) AS first_kpi_at,
             count() AS kpis, countIf(breached) AS breached_kpis
         FROM {db}.kpi_instances
         GROUP BY entity_type, record_id
