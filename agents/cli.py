@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agents import bench, produce, replay, simulate
+from agents import bench, produce, replay, report, simulate
 from agents.runtime import tune_gc
 from agents.settings import Settings
 from deploy.kafka.broker import BrokerError
@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_flags(migrate)
     migrate.set_defaults(func=cmd_migrate)
 
+    report.add_command(commands)
     replay.add_command(commands)
     produce.add_command(commands)
     simulate.add_command(commands)

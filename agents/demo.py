@@ -5,7 +5,8 @@ creates the topics, starts a worker process and a ClickHouse sink process,
 feeds simulated cases, and prints every alert as it arrives, one line each.
 On Ctrl-C or after ``duration_s`` it stops the feed, the worker and the sink,
 writes what the sink had not written yet, prints what the embedded ClickHouse
-recorded, and stops the broker. Children are started in
+recorded and the bottleneck report's headline, writes the HTML report
+(``DATA_DIR/report.html``), and stops the broker. Children are started in
 their own process groups and die with this process (``PR_SET_PDEATHSIG``),
 so nothing is left behind however the run ends.
 """
@@ -33,6 +34,7 @@ from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
 from schemas.codec import SLA_ALERT
 from sinks.clickhouse import ClickHouseSink, open_sink
+from sinks.report import write_report
 from streams.policy import format_duration_ms
 
 
@@ -185,6 +187,10 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
         )
         for line in clickhouse_summary(clickhouse):
             print(line, file=out)
+        html = run_dir / "report.html"
+        analysis = write_report(clickhouse.client, database, html)
+    print(f"report: {analysis.headline}", file=out)
+    print(f"HTML report: {html.resolve()} (slaflow report --data-dir {run_dir} prints the whole report)", file=out)
     codes = (worker.returncode, sink.returncode)
     return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
 

@@ -3,7 +3,7 @@
 :func:`build_report` runs a handful of queries against a clickhouse-connect client and returns a
 :class:`Report`; :func:`render_text` prints it for a terminal, :func:`render_html` makes one self-contained
 HTML file (inline CSS and SVG charts from :mod:`sinks.charts`; no script, no external resource).
-:func:`write_report` does all three for ``slaflow report`` and the demo.
+:func:`write_report` builds the report and writes its HTML file, for ``slaflow report`` and the demo.
 
 Every query reads the derived views (``kpi_instances``, ``status_segments``, ``telephony_calls``) or a table
 ``FINAL``, so a replayed topic never counts twice.
@@ -45,7 +45,8 @@ For a KPI that ended, that is what the SLA core recorded at its end (``kpi_insta
 it gets the credit). For a KPI still open, ``kpi_instances`` only knows its last transition, usually its
 start, before anyone was assigned; so an open KPI takes the record's state from ``status_segments`` at its
 deadline when it breached, and now when it is still running (the view's columns when the record has no
-event). The ``status`` of every KPI is the record's status strictly before that instant.
+event). The ``status`` of every KPI is the record's status strictly before that instant; its policy is the
+view's (the latest, for a KPI retargeted to another policy by a priority change).
 
 **Time.** "Now" is the stream's time, not the wall clock: the latest event, transition, alert or end in the
 database (:attr:`Report.as_of`), so a report of last month's replay reads the same today as then. Durations
@@ -354,13 +355,14 @@ def _attributed(db: str, as_of_ms: int) -> str:
     module docstring), plus ``hours`` (start to end, or to now) and ``overdue_hours`` (past the deadline)."""
     state = ("queue", "owner", "tier", "priority", "category")
     columns = ", ".join(f"toString(if(k.outcome = 'open' AND s.{c} != '', s.{c}, k.{c})) AS {c}" for c in state)
+    last_state = ", ".join(f"argMax({c}, ifNull(duration_ms, 9223372036854775807)) AS {c}" for c in ("status", *state))
     return f"""
         fromUnixTimestamp64Milli(toInt64({int(as_of_ms)}), 'UTC') AS as_of,
         attributed AS
         (
             SELECT
                 k.instance_id AS instance_id, k.entity_type AS entity_type, k.record_id AS record_id,
-                k.policy AS policy, k.kpi AS kpi, k.outcome AS outcome, k.breached AS breached,
+                toString(k.policy) AS policy, k.kpi AS kpi, k.outcome AS outcome, k.breached AS breached,
                 k.started_at AS started_at, k.business_ms AS business_ms, k.reopened AS reopened,
                 {columns},
                 if(s.status = '', '', concat(toString(s.entity_type), '/', toString(s.status))) AS status,
@@ -375,8 +377,11 @@ def _attributed(db: str, as_of_ms: int) -> str:
             ) AS k
             ASOF LEFT JOIN
             (
-                SELECT entity_type, record_id, status, queue, owner, tier, priority, category, started_at
+                -- One state per instant: of segments starting at the same instant (events of the same
+                -- millisecond) the last one, the only one that does not end where it starts.
+                SELECT entity_type, record_id, started_at, {last_state}
                 FROM {db}.status_segments
+                GROUP BY entity_type, record_id, started_at
             ) AS s
             ON k.entity_type = s.entity_type AND k.record_id = s.record_id AND k.at > s.started_at
         )

@@ -54,6 +54,9 @@ def test_run_prints_warnings_and_breaches_and_records_them_in_clickhouse(tmp_pat
     held = int(re.search(r"sla_alerts holds (\d+) alerts", out).group(1))  # type: ignore[union-attr]
     assert held >= len(printed)
     assert re.search(r"BREACH\s+\w+\s+\d+ alerts, mean business time used", out)
+    assert re.search(r"^report: [\d,]+ KPIs ended, [\d.]+ % met", out, re.MULTILINE), out
+    html = Path(re.search(r"^HTML report: (\S+)", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    assert html.is_file() and html.read_text().count("<svg") >= 4
     assert all(gone(pid) for pid in pids(out))
 
 
