@@ -7,6 +7,10 @@ day, with status changes that pause and resume the clocks, first responses,
 resolutions, and a clock tick every simulated minute that fires the due
 thresholds. It reports events per second on one core and the memory the core
 keeps per open case, measured with tracemalloc on a second, identical run.
+
+``slaflow bench simulate``, ``bench sink`` (:mod:`agents.bench_sink`) and
+``bench pipeline`` (:mod:`agents.bench_pipeline`) are the others; ``bench all``
+runs every one and checks :data:`GOALS`.
 """
 
 from __future__ import annotations
@@ -195,6 +199,7 @@ GOALS: tuple[tuple[str, str, str, float, str], ...] = (
     ("simulate", "events_per_second", "simulator events per second to a file on one core", 200_000, "min"),
     ("pipeline", "ratio", "pipeline events per second over a bare consumer's (batch fetch + decode)", 0.5, "min"),
     ("pipeline", "alert_lateness_p99_s", "alert lateness p99 under load, seconds", 1.0, "max"),
+    ("sink", "rows_per_second", "sink rows per second into the embedded ClickHouse engine", 100_000, "min"),
 )  # fmt: skip
 """Every goal the report checks: which benchmark's figure, and whether it is a floor or a ceiling."""
 
@@ -234,6 +239,11 @@ def add_command(commands: Any) -> None:
     pipeline.add_argument("--rate", type=int, default=1_000, help="new cases per second, lateness run (%(default)s)")
     pipeline.add_argument("--seconds", type=float, default=20.0, help="length of the lateness run (%(default)s)")
     pipeline.set_defaults(func=_cmd_pipeline)
+    sink = which.add_parser("sink", help="Kafka message values into the embedded ClickHouse engine, rows per second")
+    sink.add_argument("--days", type=float, default=5.0, help="simulated days of messages (default %(default)s)")
+    sink.add_argument("--cases-per-day", type=int, default=2_000, help="default %(default)s")
+    sink.add_argument("--seed", type=int, default=1, help="default %(default)s")
+    sink.set_defaults(func=_cmd_sink)
     every = which.add_parser("all", help="every benchmark; write one JSON report (make bench)")
     every.add_argument("--out", type=Path, default=Path("bench") / "results.json", help="report path")
     every.set_defaults(func=_cmd_all)
@@ -249,6 +259,17 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
     print(json.dumps(bench_pipeline(args.cases, args.rate, args.seconds)))
     return 0
+
+
+def _cmd_sink(args: argparse.Namespace) -> int:
+    print(json.dumps(_sink(args.days, args.cases_per_day, args.seed)))
+    return 0
+
+
+def _sink(days: float = 5.0, cases_per_day: int = 2_000, seed: int = 1) -> dict[str, Any]:
+    from agents.bench_sink import bench_sink  # noqa: PLC0415 - ClickHouse and the SLA agent: only this bench
+
+    return bench_sink(days, cases_per_day, seed)
 
 
 def _pipeline() -> dict[str, Any]:
@@ -274,6 +295,7 @@ def _cmd_all(args: argparse.Namespace) -> int:
 BENCHMARKS: dict[str, Any] = {
     "core": lambda: bench_core(Workload()),
     "simulate": bench_simulate,
+    "sink": _sink,
     "pipeline": _pipeline,
 }
 """What ``bench all`` runs, in order."""

@@ -28,16 +28,14 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Final
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import start_http_server
 
 from agents.settings import Settings
 from agents.topics import TopicNames
-from schemas.codec import CodecError
 from sinks.clickhouse import ClickHouseSink, SinkError, connect, migrate
 from sinks.metrics import SinkMetrics
-from sinks.rows import ROWS_OF
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +127,6 @@ class SinkLoop:
         until ClickHouse acknowledges them, or ``stop``), then commit; return the rows written."""
         assert self.sink is not None, "connect() first"
         s = self.settings
-        counts: Counter[tuple[str, str, str]] = Counter()
         fetched = 0
         ends_at = time.monotonic() + s.sink_flush_s
         while self.sink.pending < s.sink_batch_rows and not stop.is_set():
@@ -139,37 +136,29 @@ class SinkLoop:
             batch = await self.consumer.getmany(timeout_ms=left_ms, max_records=s.sink_batch_rows)
             for tp, messages in batch.items():
                 fetched += len(messages)
-                self._add(tp.topic, messages, counts)
+                self.sink.add_messages(
+                    self._topic_of[tp.topic],
+                    [m.value or b"" for m in messages],
+                    tp.partition,
+                    [m.offset for m in messages],
+                )
         written = await self._flush_until_acknowledged(stop) if self.sink.pending else 0
         if self.sink.pending:
             return written  # stopped while ClickHouse was away: nothing committed, the next run reads them again
         if fetched:
             await self._commit()
-        for (topic, outcome, reason), n in counts.items():
+        outcomes = self.sink.take_outcomes()
+        for refused in outcomes.refused:
+            log.warning(
+                "refused %s[%d]@%d (%s): %s",
+                refused.topic, refused.partition, refused.offset, refused.error.reason, refused.error,
+            )  # fmt: skip
+        for (topic, outcome, reason), n in outcomes.counts.items():
             self.metrics.messages(topic, outcome, reason, n)
             self.messages[outcome] += n
         if time.monotonic() - self._backlog_at >= BACKLOG_INTERVAL_S:
             await self.update_backlog()
         return written
-
-    def _add(self, topic_name: str, messages: list[ConsumerRecord], counts: Counter[tuple[str, str, str]]) -> None:
-        """Buffer the rows of ``messages`` of one partition; count them per outcome."""
-        assert self.sink is not None
-        topic = self._topic_of[topic_name]
-        rows_of = ROWS_OF[topic]
-        add = self.sink.add
-        for message in messages:
-            try:
-                rows = rows_of(message.value or b"", message.partition, message.offset)
-            except CodecError as exc:
-                counts[topic, "refused", exc.reason] += 1
-                log.warning(
-                    "refused %s[%d]@%d (%s): %s", topic_name, message.partition, message.offset, exc.reason, exc
-                )
-                continue
-            counts[topic, "written" if rows else "skipped", ""] += 1
-            for table, row in rows:
-                add(table, row)
 
     async def _flush_until_acknowledged(self, stop: asyncio.Event) -> int:
         """Flush until every buffered row is written; give up only when ``stop`` is set and a try failed."""
@@ -255,6 +244,7 @@ async def run_sink(
     finally:
         await consumer.stop()
         if loop.sink is not None:
+            loop.sink.close()
             loop.sink.client.close()
     log.info("ClickHouse sink stopped: %d rows written; messages %s", written, dict(loop.messages))
     return written
