@@ -24,7 +24,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
-from urllib.parse import urlparse
 
 from agents.settings import Settings
 from sinks.clickhouse import SinkError, connect, migrate
@@ -121,9 +120,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_CONFIG
     except SinkError as exc:
-        message = (str(exc).splitlines() or ["ClickHouse failed"])[0]
-        password = urlparse(settings.effective_clickhouse_url).password
-        _error(message.replace(password, "***") if password else message)
+        _error((str(exc).splitlines() or ["ClickHouse failed"])[0])  # connect() masks the password
         return EXIT_FAILED
     except OSError as exc:
         _error(f"cannot write the HTML report {html_path}: {exc.strerror or exc}")

@@ -34,7 +34,7 @@ from prometheus_client import start_http_server
 
 from agents.settings import Settings
 from agents.topics import TopicNames
-from sinks.clickhouse import ClickHouseSink, SinkError, connect, migrate
+from sinks.clickhouse import ClickHouseSink, SinkError, connect, masked, migrate
 from sinks.metrics import SinkMetrics
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,8 @@ class SinkLoop:
             self.sink = ClickHouseSink(client, s.clickhouse_database)
             log.info(
                 "ClickHouse sink writing to %s, database %s, schema version %d (applied now: %s)",
-                s.effective_clickhouse_url, s.clickhouse_database, report.version, ", ".join(report.applied) or "none",
+                masked(s.effective_clickhouse_url), s.clickhouse_database, report.version,
+                ", ".join(report.applied) or "none",
             )  # fmt: skip
             return True
         return False

@@ -167,14 +167,22 @@ def migrate(client: Client, database: str) -> MigrationReport:
     return MigrationReport(found, tuple(applied), latest)
 
 
+def masked(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: what logs and error messages show."""
+    password = urlparse(url).password
+    return url.replace(f":{password}@", ":***@") if password else url
+
+
 def connect(url: str, database: str) -> Client:
-    """A clickhouse-connect client for ``url`` with ``database`` created; see the module doc for URLs."""
+    """A clickhouse-connect client for ``url`` with ``database`` created; see the module doc for URLs.
+
+    Errors name the URL with its password masked (:func:`masked`)."""
     if not _DATABASE_NAME.match(database):
         raise ConfigError(f"ClickHouse database {database!r}: expected letters, digits and _, not a digit first")
     scheme = urlparse(url).scheme
     if scheme not in ("chdb", "http", "https"):
         raise ConfigError(
-            f"ClickHouse URL {url!r}: expected chdb:///path (embedded engine) or http(s)://host:port (a server)"
+            f"ClickHouse URL {masked(url)!r}: expected chdb:///path (embedded engine) or http(s)://host:port (a server)"
         )
     if scheme == "chdb":
         path = urlparse(url).path or urlparse(url).netloc
@@ -184,7 +192,9 @@ def connect(url: str, database: str) -> Client:
         client = clickhouse_connect.get_client(dsn=url)
         client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
     except (ClickHouseError, OSError, RuntimeError) as exc:
-        raise SinkError(f"cannot reach ClickHouse at {url}: {exc}") from exc
+        password = urlparse(url).password
+        detail = str(exc).replace(password, "***") if password else str(exc)
+        raise SinkError(f"cannot reach ClickHouse at {masked(url)}: {detail}") from exc
     return client
 
 

@@ -3,6 +3,7 @@ rows; migrating twice changes nothing; a database newer than this slaflow is ref
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from sinks.clickhouse import MIGRATIONS, SCHEMA_TABLE, migrate, schema_version, statements
+from sinks.clickhouse import MIGRATIONS, SCHEMA_TABLE, SinkError, connect, migrate, schema_version, statements
 from streams.errors import ConfigError
 
 pytestmark = pytest.mark.integration
@@ -77,3 +78,14 @@ def test_the_cli_migrates_and_says_so(tmp_path: Path) -> None:
     wrong = subprocess.run([*command[:-1], "bad-name"], capture_output=True, text=True, timeout=60, check=False)
     assert wrong.returncode == 2
     assert "ClickHouse database 'bad-name': expected letters, digits and _" in wrong.stderr
+
+
+def test_a_closed_port_is_a_retriable_error_without_the_password() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket is closed
+    with pytest.raises(SinkError) as caught:
+        connect(f"http://slaflow:s3cret@127.0.0.1:{port}/", "slaflow")
+    assert caught.value.retriable
+    assert f"cannot reach ClickHouse at http://slaflow:***@127.0.0.1:{port}/" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
