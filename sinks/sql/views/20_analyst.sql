@@ -38,88 +38,68 @@ FROM
 )
 GROUP BY week, tier, queue, policy, kpi;
 
--- 2a. Where do records wait, per status? One row per week, entity type and status: the stays in that status
--- (consecutive status segments of one record with the same status make one stay, however many events
--- happened in between), their number, the records, and total / mean / p90 wall hours per stay. Closed stays
--- only: a stay counts once the record has left the status, in the week the stay began; the stay a record is in
--- now is left out.
-CREATE OR REPLACE VIEW {db}.time_in_status AS
+-- 2. Where do records wait? time_spent: one row per week, entity type, dimension ('status' or 'queue') and
+-- value: the stays (consecutive status segments of one record with the same value make one stay, however many
+-- events happened in between), their number, the records, and total / mean / p90 wall hours per stay. Closed
+-- stays only: a stay counts once the record has left the status (queue), in the week the stay began; the stay
+-- a record is in now is left out. time_in_status and time_in_queue are its two halves.
+CREATE OR REPLACE VIEW {db}.time_spent AS
 WITH
+    segments AS  -- each status segment twice: once for its status, once for its queue
+    (
+        SELECT entity_type, record_id, dimension, value, entered_by, started_at, ended_at, duration_ms
+        FROM {db}.status_segments
+        ARRAY JOIN ['status', 'queue'] AS dimension, [status, queue] AS value
+    ),
     marked AS  -- each segment in time order (segments of the same instant by end, value, kind): does a stay begin?
     (
         SELECT
-            entity_type, record_id, status, entered_by, started_at, ended_at, duration_ms,
-            row_number() OVER w = 1 OR status != lagInFrame(status) OVER w AS enters
-        FROM {db}.status_segments
-        WINDOW w AS (PARTITION BY entity_type, record_id ORDER BY started_at, ended_at, status, entered_by
+            entity_type, record_id, dimension, value, entered_by, started_at, ended_at, duration_ms,
+            row_number() OVER w = 1 OR value != lagInFrame(value) OVER w AS enters
+        FROM segments
+        WINDOW w AS (PARTITION BY entity_type, record_id, dimension ORDER BY started_at, ended_at, value, entered_by
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     ),
     numbered AS  -- the stay number of each segment, in the same order
     (
         SELECT
-            entity_type, record_id, status, started_at, ended_at, duration_ms,
-            sum(enters) OVER (PARTITION BY entity_type, record_id ORDER BY started_at, ended_at, status, entered_by
+            entity_type, record_id, dimension, value, started_at, ended_at, duration_ms,
+            sum(enters) OVER (PARTITION BY entity_type, record_id, dimension
+                              ORDER BY started_at, ended_at, value, entered_by
                               ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS stay
         FROM marked
     ),
     stays AS  -- one row per stay; closed ones only
     (
         SELECT
-            entity_type, record_id, any(status) AS status, min(started_at) AS started_at,
+            entity_type, record_id, dimension, any(value) AS value, min(started_at) AS started_at,
             sum(ifNull(duration_ms, 0)) AS ms
         FROM numbered
-        GROUP BY entity_type, record_id, stay
+        GROUP BY entity_type, record_id, dimension, stay
         HAVING countIf(ended_at IS NULL) = 0
     )
 SELECT
-    toMonday(started_at) AS week, entity_type, status,
+    toMonday(started_at) AS week, entity_type, dimension, value,
     count() AS stays,
     uniqExact(record_id) AS records,
     sum(ms) / 3600000 AS total_h,
     avg(ms) / 3600000 AS mean_h,
     quantileExactInclusive(0.9)(ms) / 3600000 AS p90_h
 FROM stays
-GROUP BY week, entity_type, status;
+GROUP BY week, entity_type, dimension, value;
 
--- 2b. Where do records wait, per queue? As time_in_status, with stays in a queue: from the event that put the
--- record into the queue to the event that moved it to another one. Closed stays only, in the week they began.
+-- 2a. Where do records wait, per status? time_spent's statuses.
+CREATE OR REPLACE VIEW {db}.time_in_status AS
+SELECT week, entity_type, value AS status, stays, records, total_h, mean_h, p90_h
+FROM {db}.time_spent
+WHERE dimension = 'status';
+
+-- 2b. Where do records wait, per queue? time_spent's queues: from the event that put the record into the queue
+-- to the event that moved it to another one.
 CREATE OR REPLACE VIEW {db}.time_in_queue AS
-WITH
-    marked AS  -- each segment in time order (segments of the same instant by end, value, kind): does a stay begin?
-    (
-        SELECT
-            entity_type, record_id, queue, entered_by, started_at, ended_at, duration_ms,
-            row_number() OVER w = 1 OR queue != lagInFrame(queue) OVER w AS enters
-        FROM {db}.status_segments
-        WINDOW w AS (PARTITION BY entity_type, record_id ORDER BY started_at, ended_at, queue, entered_by
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-    ),
-    numbered AS  -- the stay number of each segment, in the same order
-    (
-        SELECT
-            entity_type, record_id, queue, started_at, ended_at, duration_ms,
-            sum(enters) OVER (PARTITION BY entity_type, record_id ORDER BY started_at, ended_at, queue, entered_by
-                              ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS stay
-        FROM marked
-    ),
-    stays AS  -- one row per stay; closed ones only
-    (
-        SELECT
-            entity_type, record_id, any(queue) AS queue, min(started_at) AS started_at,
-            sum(ifNull(duration_ms, 0)) AS ms
-        FROM numbered
-        GROUP BY entity_type, record_id, stay
-        HAVING countIf(ended_at IS NULL) = 0
-    )
-SELECT
-    toMonday(started_at) AS week, entity_type, queue,
-    count() AS stays,
-    uniqExact(record_id) AS records,
-    sum(ms) / 3600000 AS total_h,
-    avg(ms) / 3600000 AS mean_h,
-    quantileExactInclusive(0.9)(ms) / 3600000 AS p90_h
-FROM stays
-GROUP BY week, entity_type, queue;
+SELECT week, entity_type, value AS queue, stays, records, total_h, mean_h, p90_h
+FROM {db}.time_spent
+WHERE dimension = 'queue';
 
 -- 3a. Reopens and e-mails of each record under SLA (every record with at least one KPI instance), and whether
 -- any of its KPIs breached. tier and queue: those of its KPI instance that ended (or else started) last;
