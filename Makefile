@@ -41,53 +41,39 @@ $(PY_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-# Java and Maven: installed with apt-get when missing and possible, else the exact command to run is printed.
+# $(call apt-need,COMMANDS,PACKAGES,WHO NEEDS THEM): when one of COMMANDS is missing, install Debian's PACKAGES with
+# apt-get if it is there (with sudo unless root), else print the exact command to run and fail.
+define apt-need
+	@missing=""; for c in $(1); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ -n "$(APT_GET)" ]; then \
+	    echo "missing:$$missing; installing $(2) with apt-get ..."; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $(2) >/dev/null || { \
+	      echo "error: apt-get could not install $(2). Install them yourself (Debian: apt-get install $(2))" \
+	           "and put$$missing on PATH."; exit 1; }; \
+	  else \
+	    echo "error: $(3) need$$missing, which are missing. Install them, e.g. 'apt-get install $(2)'."; exit 1; \
+	  fi; \
+	fi
+endef
+
+# Java and Maven for the local Kafka broker (or set KAFKA_BOOTSTRAP to use a broker you already run).
 .PHONY: java-maven
 java-maven:
-	@if ! command -v java >/dev/null 2>&1 || ! command -v mvn >/dev/null 2>&1; then \
-	  if [ -n "$(APT_GET)" ]; then \
-	    echo "Java or Maven missing: installing openjdk-17-jdk-headless and maven with apt-get ..."; \
-	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null || { \
-	      echo "error: apt-get could not install Java/Maven. Install Java 17+ and Maven 3.6+ yourself" \
-	           "(Debian: apt-get install openjdk-17-jdk-headless maven), or set KAFKA_BOOTSTRAP to use your own broker."; exit 1; }; \
-	  else \
-	    echo "error: the local Kafka broker needs Java 17+ and Maven 3.6+ (java: $$(command -v java || echo missing)," \
-	         "mvn: $$(command -v mvn || echo missing)). Install them, e.g. 'apt-get install openjdk-17-jdk-headless maven'."; exit 1; \
-	  fi; \
-	fi
+	$(call apt-need,java mvn,openjdk-17-jdk-headless maven,the local Kafka broker (or set KAFKA_BOOTSTRAP))
 
 # Prometheus and promtool (Debian's prometheus package) for the alert-rule tests and the integration tests' own
-# server: installed with apt-get when missing and possible, else the exact command to run is printed. The package may
-# start a system service; the tests never use it (they start their own server on a free port of 127.0.0.1).
+# server. The package may start a system service; the tests never use it (they start their own server on a free
+# port of 127.0.0.1).
 .PHONY: prometheus
 prometheus:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
-	  if [ -n "$(APT_GET)" ]; then \
-	    echo "promtool or prometheus missing: installing Debian's prometheus package with apt-get ..."; \
-	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq prometheus >/dev/null || { \
-	      echo "error: apt-get could not install prometheus. Install Prometheus 2.x and promtool yourself" \
-	           "(Debian: apt-get install prometheus) and put both on PATH."; exit 1; }; \
-	  else \
-	    echo "error: the rule and integration tests need prometheus and promtool (prometheus: $$(command -v prometheus || echo missing)," \
-	         "promtool: $$(command -v promtool || echo missing)). Install them, e.g. 'apt-get install prometheus'."; exit 1; \
-	  fi; \
-	fi
+	$(call apt-need,promtool prometheus,prometheus,the rule and integration tests)
 
 # Chromium (Debian's chromium package) for the report test, which renders the HTML report headless and checks the
-# screenshot: installed with apt-get when missing and possible, else the exact command to run is printed.
+# screenshot.
 .PHONY: chromium
 chromium:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-	  if [ -n "$(APT_GET)" ]; then \
-	    echo "chromium missing: installing Debian's chromium package with apt-get ..."; \
-	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null || { \
-	      echo "error: apt-get could not install chromium. Install Chromium yourself" \
-	           "(Debian: apt-get install chromium) and put the chromium binary on PATH."; exit 1; }; \
-	  else \
-	    echo "error: the report test needs chromium (chromium: $$(command -v chromium || echo missing))." \
-	         "Install it, e.g. 'apt-get install chromium'."; exit 1; \
-	  fi; \
-	fi
+	$(call apt-need,chromium,chromium,the report test)
 
 # The Apache Kafka broker and its runtime dependencies, resolved by Maven from deploy/kafka/pom.xml.
 $(KAFKA_STAMP): deploy/kafka/pom.xml | java-maven
