@@ -8,10 +8,21 @@ offset it came from.
 What becomes what (the DDL in ``sinks/sql/migrations`` says what each column means):
 
 - an alert -> ``sla_alerts``; a KPI transition -> ``kpi_transitions``; a KPI duration -> ``kpi_durations``;
-- a record event -> ``record_events``; also ``activities`` when it is an e-mail of a record in the CRM's own
-  words (kind ``email_received``: inbound, ``email_sent``: outbound), and ``call_events`` when the record is
-  a ``phone_call`` and the kind starts with ``call_`` or ``callback_`` (the kind without ``call_``; the
-  attributes ``wait_seconds`` and ``handle_seconds`` give the wait and handle times);
+- a record event -> ``record_events``; also, when it is an activity or a call in the CRM's own words:
+
+  - an e-mail of the record (kind ``email_received``: inbound, ``email_sent``: outbound) -> ``activities``;
+  - an event of a ``phone_call`` record whose kind starts with ``call_`` or ``callback_`` -> ``call_events``: the
+    record is the call (call_id), the kind is the kind without ``call_``, the attributes ``direction``,
+    ``queue``, ``owner`` (the agent) and ``case_id`` say the rest;
+  - an event of any other record (a case, a lead) whose kind starts with ``call_`` (``call_answered``: an
+    agent's call about the record) -> ``call_events`` and a ``phone_call`` row of ``activities``. The call's
+    id is the attribute ``call_id``, else the event's id (each such event is a call of its own); the
+    ``call_events`` kind is the kind without ``call_``, its case is the record when it is a case (else
+    empty), its agent the attribute ``owner``; the activity (same id, the event's kind) regards the record,
+    and its duration is the call's handle time;
+
+  in every call, the attributes ``wait_seconds`` and ``handle_seconds`` give the wait and handle times (none
+  when absent or not a number: :func:`_seconds_ms`);
 - an activity event -> ``activities``; a call event -> ``call_events``; a clock tick -> nothing.
 
 Two implementations of that mapping, which agree row for row (tests/integration/test_bench_sink.py):
@@ -217,12 +228,27 @@ def _record_rows(e: RecordEvent, partition: int, offset: int) -> Rows:
                 None, None, get("owner", ""), get("queue", ""), attributes, partition, offset,
             ])
         )  # fmt: skip
-    elif e.entity_type == "phone_call" and e.kind.startswith(("call_", "callback_")):
+    elif e.entity_type == "phone_call":
+        if e.kind.startswith(("call_", "callback_")):
+            call = CallEvent(
+                e.event_id, e.record_id, e.kind.removeprefix("call_"), get("direction", ""), get("queue", ""),
+                get("owner", ""), get("case_id"), e.occurred_at_ms, attributes,
+            )  # fmt: skip
+            rows.append(("call_events", _call_row(call, partition, offset)))
+    elif e.kind.startswith("call_"):  # a call about the record (a case's, a lead's), recorded as its event
+        call_id = get("call_id") or e.event_id
         call = CallEvent(
-            e.event_id, e.record_id, e.kind.removeprefix("call_"), get("direction", ""), get("queue", ""),
-            get("owner", ""), get("case_id"), e.occurred_at_ms, attributes,
+            e.event_id, call_id, e.kind.removeprefix("call_"), get("direction", ""), get("queue", ""),
+            get("owner", ""), e.record_id if e.entity_type == "case" else None, e.occurred_at_ms, attributes,
         )  # fmt: skip
         rows.append(("call_events", _call_row(call, partition, offset)))
+        rows.append(
+            ("activities", [
+                e.event_id, call_id, "phone_call", e.kind, call.direction, e.record_id, e.entity_type,
+                e.occurred_at_ms, _seconds_ms(attributes, "handle_seconds"), _seconds_ms(attributes, "wait_seconds"),
+                call.agent, call.queue, attributes, partition, offset,
+            ])
+        )  # fmt: skip
     return rows
 
 
@@ -512,7 +538,8 @@ _CALL_SECONDS: Final = (b"wait_seconds", b"handle_seconds")
 
 def _record_part(value: bytes) -> str | None:
     """The part of a framed record event, as :func:`_record_rows` decides which rows it makes: ``email``,
-    ``call`` or ``plain``. None (the reference path decides) when its fields do not read as Avro, or when it is
+    ``call`` (an event of a ``phone_call`` record that is a call's), ``record_call`` (a call about another
+    record) or ``plain``. None (the reference path decides) when its fields do not read as Avro, or when it is
     a call whose wait or handle seconds SQL would not compute exactly as :func:`_seconds_ms`.
 
     The hot path of the framer: strings of up to 63 bytes (a one-byte length) are read inline, anything else by
@@ -540,8 +567,8 @@ def _record_part(value: bytes) -> str | None:
         return None
     if value.startswith(b"email_", at + 1) and value[at + 1 : at + 1 + (k >> 1)] in _EMAIL_BYTES:
         return "email"
-    if n == 20 and value.startswith(b"phone_call", entity_type) and value.startswith(b"call", at + 1):
-        return _record_part_slowly(value)  # a call or a callback: its seconds must be read
+    if value.startswith(b"call", at + 1):
+        return _record_part_slowly(value)  # perhaps a call or a callback: its record's type and seconds decide
     return "plain"
 
 
@@ -554,13 +581,19 @@ def _record_part_slowly(value: bytes) -> str | None:
         kind, at = _read_string(value, at)
         if kind in _EMAIL_BYTES:
             return "email"
-        if entity_type != b"phone_call" or not kind.startswith((b"call_", b"callback_")):
+        if entity_type == b"phone_call":
+            if not kind.startswith((b"call_", b"callback_")):
+                return "plain"
+            part = "call"
+        elif kind.startswith(b"call_"):
+            part = "record_call"
+        else:
             return "plain"
         _, at = _read_long(value, at)  # occurred_at_ms
         while True:  # the attributes: blocks of entries, then a zero count
             count, at = _read_long(value, at)
             if count == 0:
-                return "call"
+                return part
             if count < 0:
                 count = -count
                 _, at = _read_long(value, at)  # the block's size in bytes
@@ -593,6 +626,17 @@ _DURATION: Final = Target("kpi_durations", (
     "wall_ms", "paused_ms", *_KPI_ATTRIBUTES, _attr("category"), "attributes", "sequence", "revision", "revoked",
     *_SOURCE_SQL,
 ))  # fmt: skip
+_EMAIL: Final = f"kind IN {_in(EMAIL_KINDS)}"
+"""SQL, of a record event of the part ``email`` or ``record_call``: it is an e-mail."""
+_PHONE_CALL: Final = "entity_type = 'phone_call'"
+"""SQL, of a record event of the part ``call`` or ``record_call``: it is an event of a phone_call record."""
+_RECORD_CALL_ID: Final = f"if({_attr('call_id')} != '', {_attr('call_id')}, event_id)"
+"""SQL: the id of the call a record event of the part ``record_call`` is (:func:`_record_rows`)."""
+_WAIT_MS: Final = _seconds_sql(_attr("wait_seconds"))
+_HANDLE_MS: Final = _seconds_sql(_attr("handle_seconds"))
+
+# One target per table, each taking every part that makes a row there (what differs by part is in its SQL):
+# one insert per table and flush, however many parts.
 _RECORD: Final = (
     Target("record_events", (
         "event_id", "record_id", "entity_type", "kind", _ms("occurred_at_ms"),
@@ -600,27 +644,27 @@ _RECORD: Final = (
         *_SOURCE_SQL,
     )),
     Target("activities", (
-        "event_id", "event_id", "'email'", "kind",
-        "multiIf(" + ", ".join(f"kind = {_quoted(k)}, {_quoted(d)}" for k, d in EMAIL_KINDS.items()) + ", '')",
-        "record_id", "entity_type", _ms("occurred_at_ms"), _NULL_MS, _NULL_MS, _attr("owner"), _attr("queue"),
-        "attributes", *_SOURCE_SQL,
-    ), frozenset({"email"})),
+        "event_id", f"if({_EMAIL}, event_id, {_RECORD_CALL_ID})", f"if({_EMAIL}, 'email', 'phone_call')", "kind",
+        "multiIf(" + ", ".join(f"kind = {_quoted(k)}, {_quoted(d)}" for k, d in EMAIL_KINDS.items())
+        + f", {_attr('direction')})",
+        "record_id", "entity_type", _ms("occurred_at_ms"), f"if({_EMAIL}, {_NULL_MS}, {_HANDLE_MS})",
+        f"if({_EMAIL}, {_NULL_MS}, {_WAIT_MS})", _attr("owner"), _attr("queue"), "attributes", *_SOURCE_SQL,
+    ), frozenset({"email", "record_call"})),
     Target("call_events", (
-        "event_id", "record_id", "if(startsWith(kind, 'call_'), substring(kind, 6), kind)", _attr("direction"),
-        _attr("queue"), _attr("owner"), _attr("case_id"), _ms("occurred_at_ms"),
-        _seconds_sql(_attr("wait_seconds")), _seconds_sql(_attr("handle_seconds")), _attr("tier"), "attributes",
-        *_SOURCE_SQL,
-    ), frozenset({"call"})),
+        "event_id", f"if({_PHONE_CALL}, record_id, {_RECORD_CALL_ID})",
+        "if(startsWith(kind, 'call_'), substring(kind, 6), kind)", _attr("direction"), _attr("queue"),
+        _attr("owner"), f"multiIf({_PHONE_CALL}, {_attr('case_id')}, entity_type = 'case', record_id, '')",
+        _ms("occurred_at_ms"), _WAIT_MS, _HANDLE_MS, _attr("tier"), "attributes", *_SOURCE_SQL,
+    ), frozenset({"call", "record_call"})),
 )  # fmt: skip
 _ACTIVITY: Final = Target("activities", (
     "event_id", "activity_id", "activity_type", "kind", "direction", "regarding_id", "regarding_type",
-    _ms("occurred_at_ms"), "duration_ms", _seconds_sql(_attr("wait_seconds")),
+    _ms("occurred_at_ms"), "duration_ms", _WAIT_MS,
     f"if({_attr('owner')} != '', {_attr('owner')}, {_attr('agent')})", _attr("queue"), "attributes", *_SOURCE_SQL,
 ))  # fmt: skip
 _CALL: Final = Target("call_events", (
     "event_id", "call_id", "kind", "direction", "queue", "agent", "ifNull(case_id, '')", _ms("occurred_at_ms"),
-    _seconds_sql(_attr("wait_seconds")), _seconds_sql(_attr("handle_seconds")), _attr("tier"), "attributes",
-    *_SOURCE_SQL,
+    _WAIT_MS, _HANDLE_MS, _attr("tier"), "attributes", *_SOURCE_SQL,
 ))  # fmt: skip
 
 

@@ -92,6 +92,8 @@ def odd_inputs() -> list[bytes]:
     """Input messages of every kind, good and bad: what either path must treat alike."""
     calls = {"direction": "inbound", "queue": "hotline", "owner": "ag-7", "case_id": "C-1", "tier": "VIP"}
     phone = {"entity_type": "phone_call", "record_id": "PC-1"}
+    lead = {"entity_type": "lead", "record_id": "L-1"}
+    agent = {"owner": "ag-1"}
     return [
         record("r1", "created", {"tier": "VIP", "queue": "billing", "owner": "ana", "status": "new"}),
         record("r2", "email_received", {"owner": "ana", "queue": "billing"}),
@@ -105,7 +107,24 @@ def odd_inputs() -> list[bytes]:
         record("r10", "call_answered", {"wait_seconds": "12.", "handle_seconds": "0.001"}, **phone),
         record("r11", "call_offered", {"wait_seconds": "\u0661\u0662"}, **phone),  # Arabic-Indic digits: 12 s
         record("r12", "created", **phone),
-        record("r13", "call_answered", {"handle_seconds": "5"}),  # a case's call kind: a record event only
+        record("r13", "call_answered", {"handle_seconds": "5"}),  # a case's call: a call of its own, an activity
+        record("r13a", "call_answered", {**calls, "handle_seconds": "517"}),  # case_id "C-1" too: the record's
+        record("r13b", "call_ended", {"direction": "outbound", "queue": "technical", "handle_seconds": "6"}),  # owner?
+        record("r13c", "call_answered", {**agent, "wait_seconds": "abc", "handle_seconds": "n/a"}),  # not numbers
+        record("r13d", "call_answered", {**agent, "handle_seconds": "five"}),
+        record("r13e", "call_answered", {**agent, "handle_seconds": "about 5"}),  # a digit: Python decides
+        record("r13f", "call_answered", {"handle_seconds": "1e3"}),  # not exact in SQL: Python decides
+        record("r13g", "call_offered", {**agent, "call_id": "CALL-7", "wait_seconds": "12.5"}),  # a call of its id
+        record("r13h", "call_ended", {"call_id": "CALL-7", "handle_seconds": "300"}),  # the same call, ended
+        record("r13i", "call_answered", {**agent, "call_id": ""}),  # an empty call id: the event's
+        record("r13j", "call_answered", {**agent, "handle_seconds": "326"}, **lead),  # a lead's call: no case
+        record("r13k", "callback_completed", {**agent, "handle_seconds": "60"}),  # not call_: a record event only
+        record("r13l", "call_", agent),  # a call of no kind
+        record("r13m", "call_answered", {"owner": "\u00e9lise", "queue": "caf\u00e9"}),
+        sized_block(record("r13n", "call_answered", {"a": "b"})),
+        record("r13o", "call_answered", {**agent, "": "x"}),  # schema violation: empty attribute name
+        replaced(record("r13p", "call_answered", {"owner": "QQ"}), b"QQ", b"\xc3("),  # not UTF-8: undecodable
+        replaced(record("r13q", "call_answered", {"aa": "1", "bb": "2"}), b"\x04bb", b"\x04aa"),  # a repeated name
         sized_block(record("r14", "created", {"a": "b"})),
         record("caf\u00e9-\U0001f600", "status_changed", {"status": "r\u00e9solu", "owner": "\u00e9lise"}),
         record("", "created"),  # schema violation: empty id
@@ -243,11 +262,17 @@ def test_engine_rows_are_the_reference_rows(databases: tuple[Client, str, str], 
         fast.close()
     assert fast_written == ref_written and fast_written["call_events"] > 0 and fast_written["activities"] > 0
     assert table_rows(client, fast_db) == table_rows(client, ref_db)
+    [(simulated_calls, same_ids)] = client.query(  # calls of cases and leads the simulator wrote (partitions 0, 1)
+        f"SELECT count(), countIf(a.activity_id = c.call_id) FROM {fast_db}.activities AS a "
+        f"JOIN {fast_db}.call_events AS c USING (event_id) "
+        "WHERE a.activity_type = 'phone_call' AND a.regarding_type != 'phone_call' AND a.source_partition < 2"
+    ).result_rows
+    assert simulated_calls > 0 and same_ids == simulated_calls
     assert fast_outcomes.counts == ref_outcomes.counts
     refused = {(r.topic, r.partition, r.offset, r.error.reason) for r in ref_outcomes.refused}
     assert {(r.topic, r.partition, r.offset, r.error.reason) for r in fast_outcomes.refused} == refused
     assert {reason for *_, reason in refused} == {"undecodable", "schema_violation"}
-    assert len(refused) == (20 if together else 19)
+    assert len(refused) == (22 if together else 21)
 
 
 def test_the_engine_makes_the_rows_and_python_only_the_odd_ones(databases: tuple[Client, str, str]) -> None:
@@ -293,6 +318,7 @@ def test_a_message_that_fails_its_check_goes_to_python_alone(
         record("b3", "created") + b"\x01",  # trailing bytes
         record("b4", "created", {"": "x"}),  # schema violation
         sized_block(record("g3", "created", {"a": "b"})),
+        record("g4", "call_answered", {"owner": "ag-1", "handle_seconds": "9"}),  # a case's call
     ]
     offsets = list(range(10, 10 + len(values)))
     fast = ClickHouseSink(client, fast_db)
@@ -303,7 +329,7 @@ def test_a_message_that_fails_its_check_goes_to_python_alone(
         written = fast.flush()
         assert sorted(decoded) == [11, 13, 14, 15]  # the check named these: Python decides them
         reference.add_messages("case_events", values, 0, offsets)
-        assert reference.flush() == written == {"record_events": 4, "activities": 1, "call_events": 1}
+        assert reference.flush() == written == {"record_events": 5, "activities": 2, "call_events": 2}
         outcomes = fast.take_outcomes()
         assert outcomes.counts == reference.take_outcomes().counts
         assert {(r.offset, r.error.reason) for r in outcomes.refused} == {

@@ -124,12 +124,52 @@ def test_a_callback_keeps_its_kind_and_a_call_of_no_case_has_an_empty_case() -> 
     assert row[2] == "callback_completed" and row[6] == "" and (row[8], row[9]) == (None, 60_000)
 
 
-def test_other_kinds_of_a_phone_call_or_call_kinds_of_a_case_are_only_record_events() -> None:
+def test_other_kinds_of_a_phone_call_or_callback_kinds_of_a_case_are_only_record_events() -> None:
     for event in (
         RecordEvent("p3", "PC-3", "phone_call", "created", T),
-        RecordEvent("c3", "C-3", "case", "call_answered", T, {"handle_seconds": "5"}),
+        RecordEvent("c3", "C-3", "case", "callback_requested", T, {"handle_seconds": "5"}),
+        RecordEvent("c4", "C-3", "case", "called_back", T, {"owner": "ag-1"}),
     ):
         assert [table for table, _ in ROWS_OF["case_events"](encode_event(event), 0, 0)] == ["record_events"]
+
+
+def test_a_call_kind_of_a_case_is_also_a_call_of_its_own_and_a_phone_call_activity_of_the_case() -> None:
+    attributes = {"tier": "Premium", "queue": "technical", "owner": "ag-technical-weekdays-02", "status": "assigned",
+                  "direction": "outbound", "handle_seconds": "517"}  # fmt: skip
+    event = RecordEvent("C-0000004-04", "C-0000004", "case", "call_answered", T, attributes)
+    rows = ROWS_OF["case_events"](encode_event(event), 1, 6)
+    assert [table for table, _ in rows] == ["record_events", "call_events", "activities"]
+    assert rows[1][1] == [
+        "C-0000004-04", "C-0000004-04", "answered", "outbound", "technical", "ag-technical-weekdays-02", "C-0000004",
+        T, None, 517_000, "Premium", attributes, 1, 6,
+    ]  # fmt: skip
+    assert rows[2][1] == [
+        "C-0000004-04", "C-0000004-04", "phone_call", "call_answered", "outbound", "C-0000004", "case", T, 517_000,
+        None, "ag-technical-weekdays-02", "technical", attributes, 1, 6,
+    ]  # fmt: skip
+
+
+def test_a_call_of_another_record_belongs_to_no_case_and_an_explicit_call_id_names_the_call() -> None:
+    attributes = {"call_id": "CALL-9", "direction": "inbound", "queue": "inside_sales", "owner": "ag-3",
+                  "wait_seconds": "4.5", "handle_seconds": "60"}  # fmt: skip
+    event = RecordEvent("L-1-02", "L-1", "lead", "call_ended", T, attributes)
+    (_, call), (_, activity) = ROWS_OF["case_events"](encode_event(event), 0, 2)[1:]
+    assert call == ["L-1-02", "CALL-9", "ended", "inbound", "inside_sales", "ag-3", "", T, 4_500, 60_000, "",
+                    attributes, 0, 2]  # fmt: skip
+    assert activity == ["L-1-02", "CALL-9", "phone_call", "call_ended", "inbound", "L-1", "lead", T, 60_000, 4_500,
+                        "ag-3", "inside_sales", attributes, 0, 2]  # fmt: skip
+
+
+@pytest.mark.parametrize("call_id", [None, ""])
+def test_a_call_of_a_case_without_owner_or_numeric_seconds_has_empty_columns(call_id: str | None) -> None:
+    attributes = {"handle_seconds": "about 5 min", "wait_seconds": ""}
+    if call_id is not None:
+        attributes["call_id"] = call_id  # empty: no call id, the event's is the call's
+    event = RecordEvent("c5", "C-5", "case", "call_offered", T, attributes)
+    (_, call), (_, activity) = ROWS_OF["case_events"](encode_event(event), 0, 0)[1:]
+    assert call[:12] == ["c5", "c5", "offered", "", "", "", "C-5", T, None, None, "", attributes]
+    assert activity[:13] == ["c5", "c5", "phone_call", "call_offered", "", "C-5", "case", T, None, None, "", "",
+                             attributes]  # fmt: skip
 
 
 def test_an_activity_event_is_an_activities_row() -> None:
@@ -202,6 +242,7 @@ def test_every_row_has_its_table_s_columns() -> None:
         ("kpi_durations", KPI_DURATION.encode(duration_message(output(OutputKind.KPI_CANCELLED)) or {})),
         ("case_events", encode_event(RecordEvent("e1", "C-1", "case", "email_sent", T))),
         ("case_events", encode_event(RecordEvent("p1", "PC-1", "phone_call", "call_answered", T, calls))),
+        ("case_events", encode_event(RecordEvent("c1", "C-1", "case", "call_answered", T, calls))),
         ("case_events", encode_event(ActivityEvent("a1", "M-1", "note", "note_added", "", "C-1", "case", T))),
         ("calls", encode_event(CallEvent("k1", "CALL-1", "offered", "inbound", "", "", "C-1", T))),
     ]
@@ -249,18 +290,23 @@ def test_the_framer_sorts_messages_by_shape_and_part_and_leaves_the_rest_to_pyth
         encode_event(CallEvent("k1", "CALL-1", "offered", "inbound", "", "", None, T)),
         encode_tick(T, "worker-1"),
         b"not avro at all",
+        encode_event(RecordEvent("c1", "C-1", "case", "call_answered", T, calls)),
+        encode_event(RecordEvent("c2", "C-1", "case", "call_answered", T, {"handle_seconds": "1e3"})),
+        encode_event(RecordEvent("c3", "C-1", "case", "callback_requested", T, calls)),
+        encode_event(RecordEvent("c4", "L-1", "lead", "call_ended", T)),
     ]
-    groups, reference = Framer().frame("case_events", values, 3, [10, 11, 12, 13, 14, 15, 16, 17])
+    offsets = list(range(10, 10 + len(values)))
+    groups, reference = Framer().frame("case_events", values, 3, offsets)
     sorted_ = {(g.shape.name, g.part): g.offsets for g in groups}
     assert sorted_ == {
-        ("record_events", "plain"): [10], ("record_events", "email"): [11], ("record_events", "call"): [12],
-        ("activity_events", ""): [14], ("call_events", ""): [15],
+        ("record_events", "plain"): [10, 20], ("record_events", "email"): [11], ("record_events", "call"): [12],
+        ("record_events", "record_call"): [18, 21], ("activity_events", ""): [14], ("call_events", ""): [15],
     }  # fmt: skip
-    assert reference == [3, 6, 7]  # a call whose seconds SQL cannot compute exactly, a tick, garbage
+    assert reference == [3, 6, 7, 9]  # calls whose seconds SQL cannot compute exactly, a tick, garbage
     for group in groups:
         assert group.values == [values[o - 10] for o in group.offsets]
-        (block,) = group.blocks
-        assert block.startswith(b"\x02") and values[group.offsets[0] - 10] in block
+        for block, offset in zip(group.blocks, group.offsets, strict=True):
+            assert block.startswith(b"\x02") and values[offset - 10] in block
 
 
 def test_an_output_topic_frames_its_current_writer_only() -> None:

@@ -110,8 +110,10 @@ PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (entity_type, record_id, occurred_at, event_id);
 
 -- Activities regarding a record: e-mails in and out, phone calls, appointments, notes, time logs. From activity
--- events, and from record events that are activities in the CRM's own words (email_received and email_sent on
--- a case: an inbound and an outbound e-mail; see sinks/rows.py).
+-- events, and from record events that are activities in the CRM's own words (see sinks/rows.py): email_received
+-- and email_sent on a case (an inbound and an outbound e-mail), and the call_ kinds of a record other than a
+-- phone_call (call_answered on a case: an agent's phone_call regarding the case, with the event's kind; its
+-- activity_id is the call's id in call_events, duration_ms its handle time).
 CREATE TABLE IF NOT EXISTS {db}.activities
 (
     event_id            String,
@@ -135,9 +137,11 @@ ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY (regarding_type, regarding_id, occurred_at, event_id);
 
--- Telephony events of every call: from the calls topic, and from phone_call record events (call_offered,
--- call_answered, call_abandoned, callback_completed ...: the kind without its call_ prefix). The
--- telephony_calls view makes one row per call of them.
+-- Telephony events of every call: from the calls topic, from phone_call record events (call_offered,
+-- call_answered, call_abandoned, callback_completed ...: the kind without its call_ prefix; the record is the
+-- call), and from the call_ record events of other records (call_answered on a case or a lead: an agent's call
+-- about the record, a call of its own unless the event carries a call_id; case_id is the record when it is a
+-- case; see sinks/rows.py). The telephony_calls view makes one row per call of them.
 CREATE TABLE IF NOT EXISTS {db}.call_events
 (
     event_id            String,
