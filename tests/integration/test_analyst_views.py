@@ -547,3 +547,20 @@ def test_the_readme_examples_run(day: tuple[Client, str]) -> None:
     assert len(examples) >= 10
     for sql in examples:
         assert query(client, sql.replace("slaflow.", f"{database}.")), sql
+
+
+def test_an_open_kpi_is_where_its_record_is_now(chdb_client: Client) -> None:
+    database = fresh_database(chdb_client)
+    s, d = hours(1, 2)
+    write(chdb_client, database, [
+        transition("C-9", "first_response", ("VIP", "triage"), "KPI_STARTED", s, s, d),
+        event("C-9", 1, "created", 1, status="new", queue="triage", owner="unassigned"),
+        event("C-9", 2, "assigned", 1.5, status="assigned", queue="billing", owner="ana"),
+        event("C-9", 3, "note_added", 1.7),  # carries nothing: ana in billing still
+        transition("C-8", "first_response", ("VIP", "triage"), "KPI_STARTED", s, s, d),  # no record event
+        duration("C-7", "first_response", ("VIP", "billing"), "met", s, s + H // 2, d),
+        transition("C-7", "first_response", ("VIP", "triage"), "KPI_STARTED", s, s, d),
+        event("C-7", 1, "moved", 1.8, queue="account", owner="bo"),  # after its end: the end's place stays
+    ])  # fmt: skip
+    rows = query(chdb_client, f"SELECT record_id, outcome, queue, owner FROM {database}.kpi_instances ORDER BY 1")
+    assert rows == [("C-7", "met", "billing", ""), ("C-8", "open", "triage", ""), ("C-9", "open", "billing", "ana")]

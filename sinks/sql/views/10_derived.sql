@@ -2,7 +2,8 @@
 
 -- One row per KPI instance, open or ended: its latest end (kpi_durations) if it has one that is not revoked and
 -- was not followed by a reopen, else its transitions (kpi_transitions; policy, queue, owner ... as of the latest
--- one); warned / breached / escalation_level from the alerts. outcome is met, breached, cancelled or open;
+-- one; the queue and owner of an open one are the record's latest, from record_events); warned / breached /
+-- escalation_level from the alerts. outcome is met, breached, cancelled or open;
 -- breached is true for a breached end, a cancellation after the deadline, and an open instance whose BREACH
 -- alert fired. reopened counts the reopens. Times an open instance does not have yet are NULL; its deadline is
 -- the latest alert's, else the latest transition's that had one.
@@ -41,6 +42,16 @@ WITH
         LEFT JOIN starts AS s ON s.instance_id = e.instance_id
         WHERE e.sequence >= s.reopens
     ),
+    -- Where each record is now: its latest queue and owner (an open KPI waits there, whatever its start said).
+    now AS
+    (
+        SELECT
+            record_id,
+            argMaxIf(queue, (occurred_at, event_id), queue != '') AS queue,
+            argMaxIf(owner, (occurred_at, event_id), owner != '') AS owner
+        FROM {db}.record_events FINAL
+        GROUP BY record_id
+    ),
     alerted AS
     (
         SELECT
@@ -63,10 +74,12 @@ WITH
         FROM closed
         UNION ALL
         SELECT
-            instance_id, record_id, entity_type, policy, policy_version, kpi, kpi_instance, tier, priority, queue,
-            owner, category, started_at, deadline, NULL, 'open', false, target_ms, NULL, NULL, NULL, reopens
-        FROM starts
-        WHERE instance_id NOT IN (SELECT instance_id FROM closed)
+            s.instance_id, s.record_id, s.entity_type, s.policy, s.policy_version, s.kpi, s.kpi_instance, s.tier,
+            s.priority, if(n.queue != '', n.queue, s.queue), if(n.owner != '', n.owner, s.owner), s.category,
+            s.started_at, s.deadline, NULL, 'open', false, s.target_ms, NULL, NULL, NULL, s.reopens
+        FROM starts AS s
+        LEFT JOIN now AS n ON n.record_id = s.record_id
+        WHERE s.instance_id NOT IN (SELECT instance_id FROM closed)
     )
 SELECT
     i.instance_id AS instance_id, i.record_id AS record_id, i.entity_type AS entity_type, i.policy AS policy,
