@@ -62,6 +62,7 @@ def _settings(args: argparse.Namespace) -> Settings:
             "log_level",
             "store",
             "processing_guarantee",
+            "sink_metrics_port",
             *(f"topic_{topic}" for topic in TOPIC_FLAGS),
         )
     }
@@ -103,8 +104,6 @@ def cmd_sink(args: argparse.Namespace) -> int:
     from agents.sink import serve  # noqa: PLC0415
 
     settings = _settings(args)
-    if args.sink_metrics_port is not None:
-        settings = settings.replace(sink_metrics_port=args.sink_metrics_port)
     if not settings.kafka_bootstrap:
         raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap")
     logging.getLogger().setLevel({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer
+from clickhouse_connect.driver.client import Client
 
 from agents.feed import DemoFeed, run_feed
 from agents.settings import Settings
@@ -33,7 +34,7 @@ from agents.sink import catch_up
 from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
 from schemas.codec import SLA_ALERT
-from sinks.clickhouse import ClickHouseSink, open_sink
+from sinks.clickhouse import connect
 from sinks.report import write_report
 from streams.policy import format_duration_ms
 
@@ -122,11 +123,11 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> i
     return process.wait()
 
 
-def clickhouse_summary(sink: ClickHouseSink) -> list[str]:
+def clickhouse_summary(client: Client, database: str) -> list[str]:
     """Lines describing the alerts ClickHouse holds, per kind and KPI."""
-    rows = sink.client.query(
+    rows = client.query(
         f"SELECT kind, kpi, count() AS alerts, avg(business_elapsed_ms) / 1000 AS avg_s "
-        f"FROM {sink.database}.sla_alerts FINAL WHERE NOT revoked GROUP BY kind, kpi ORDER BY kind, kpi"
+        f"FROM {database}.sla_alerts FINAL WHERE NOT revoked GROUP BY kind, kpi ORDER BY kind, kpi"
     ).result_rows
     lines = [
         f"  {kind:<10} {kpi:<20} {n:>4} alerts, mean business time used {_duration(avg * 1000)}"
@@ -176,19 +177,22 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
         await asyncio.to_thread(stop_process, worker)
         await asyncio.to_thread(stop_process, sink)
     print(f"stopped after {time.time() - started:.0f} s: {sent} events fed, {alerts} alerts printed.", file=out)
-    caught_up = await catch_up(settings)  # what the sink had not written when it stopped
+    caught_up = await catch_up(settings)  # what the sink had not written when it stopped (it migrated too)
     url, database = settings.effective_clickhouse_url, settings.clickhouse_database
-    with open_sink(url, database) as clickhouse:
-        total = clickhouse.client.command(f"SELECT count() FROM {database}.sla_alerts FINAL")
+    client = connect(url, database)
+    try:
+        total = client.command(f"SELECT count() FROM {database}.sla_alerts FINAL")
         print(
             f"ClickHouse ({url}) table {database}.sla_alerts holds {total} alerts ({caught_up} rows written after "
             "the sink stopped):",
             file=out,
         )
-        for line in clickhouse_summary(clickhouse):
+        for line in clickhouse_summary(client, database):
             print(line, file=out)
         html = run_dir / "report.html"
-        analysis = write_report(clickhouse.client, database, html)
+        analysis = write_report(client, database, html)
+    finally:
+        client.close()
     print(f"report: {analysis.headline}", file=out)
     print(f"HTML report: {html.resolve()} (slaflow report --data-dir {run_dir} prints the whole report)", file=out)
     codes = (worker.returncode, sink.returncode)

@@ -28,7 +28,6 @@ from typing import Final
 from agents.settings import Settings
 from sinks.clickhouse import SinkError, connect, migrate
 from sinks.report import Report, render_text, write_report
-from streams.errors import ConfigError
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -107,18 +106,12 @@ def _driver_quiet() -> Iterator[None]:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Run ``slaflow report`` with parsed ``args``; return the exit code."""
-    try:
-        settings = report_settings(args)
-    except ConfigError as exc:
-        _error(str(exc))
-        return EXIT_CONFIG
+    """Run ``slaflow report`` with parsed ``args``; return the exit code. A ConfigError (bad settings, a bad URL or
+    database name, a database of a newer slaflow) reaches ``agents.cli.main``, which says so and exits with 2."""
+    settings = report_settings(args)
     html_path = Path(args.html) if args.html else settings.data_dir / HTML_NAME
     try:
         report = run_report(settings, html_path, args.top)
-    except ConfigError as exc:  # a bad URL or database name, or a database of a newer slaflow
-        _error(str(exc))
-        return EXIT_CONFIG
     except SinkError as exc:
         _error((str(exc).splitlines() or ["ClickHouse failed"])[0])  # connect() masks the password
         return EXIT_FAILED

@@ -29,25 +29,17 @@ from collections.abc import Iterator
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import start_http_server
 
 from agents.settings import Settings
-from agents.topics import TopicNames
+from agents.topics import TopicNames, group_offsets
 from sinks.clickhouse import ClickHouseSink, SinkError, connect, masked, migrate
 from sinks.metrics import SinkMetrics
+from sinks.rows import TOPIC_ATTRIBUTES
 
 log = logging.getLogger(__name__)
-
-SINK_TOPICS: Final = {
-    "alerts": "alerts",
-    "kpi_transitions": "transitions",
-    "kpi_durations": "durations",
-    "case_events": "case_events",
-    "calls": "calls",
-}
-"""The topics the sink reads: their :data:`sinks.rows.ROWS_OF` key (also the ``topic`` label of its metrics) and
-their :class:`TopicNames` attribute."""
 
 BACKLOG_INTERVAL_S: Final = 2.0
 """Seconds between two updates of the backlog gauge (it asks the broker for offsets)."""
@@ -58,11 +50,16 @@ def sink_group(settings: Settings) -> str:
     return f"{settings.app_id}-clickhouse"
 
 
+def sink_topics(settings: Settings) -> dict[str, str]:
+    """The names of the topics the sink reads, each with its key in :data:`sinks.rows.TOPIC_ATTRIBUTES`."""
+    names = TopicNames.of(settings)
+    return {getattr(names, attribute): topic for topic, attribute in TOPIC_ATTRIBUTES.items()}
+
+
 def sink_consumer(settings: Settings) -> AIOKafkaConsumer:
     """The sink's consumer of its topics: its own group, manual commits, committed reads only."""
-    names = TopicNames.of(settings)
     return AIOKafkaConsumer(
-        *(getattr(names, attribute) for attribute in SINK_TOPICS.values()),
+        *sink_topics(settings),
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=sink_group(settings),
         enable_auto_commit=False,
@@ -87,15 +84,17 @@ class SinkLoop:
     reported meanwhile, from the broker's offsets alone.
     """
 
-    def __init__(self, settings: Settings, consumer: AIOKafkaConsumer, metrics: SinkMetrics) -> None:
+    def __init__(
+        self, settings: Settings, consumer: AIOKafkaConsumer, admin: AIOKafkaAdminClient, metrics: SinkMetrics
+    ) -> None:
         self.settings = settings
         self.consumer = consumer
+        self.admin = admin
         self.metrics = metrics
         self.sink: ClickHouseSink | None = None
         self.messages: Counter[str] = Counter()
         """Messages read per outcome (written, skipped, refused) since the start."""
-        names = TopicNames.of(settings)
-        self._topic_of = {getattr(names, attribute): topic for topic, attribute in SINK_TOPICS.items()}
+        self._topic_of = sink_topics(settings)
         self._backlog_at = 0.0
 
     async def connect(self, stop: asyncio.Event) -> bool:
@@ -204,14 +203,13 @@ class SinkLoop:
         if not partitions:
             return
         try:
-            ends = await self.consumer.end_offsets(partitions)
-            committed = {tp: await self.consumer.committed(tp) for tp in partitions}
+            offsets = await group_offsets(self.admin, self.consumer, sink_group(self.settings), partitions)
         except KafkaError as exc:
             log.warning("backlog unknown: %s", exc)
             return
-        backlog: Counter[str] = Counter({topic: 0 for topic in SINK_TOPICS})
-        for tp in partitions:
-            backlog[self._topic_of[tp.topic]] += max(0, ends[tp] - (committed[tp] or 0))
+        backlog: Counter[str] = Counter(dict.fromkeys(TOPIC_ATTRIBUTES, 0))
+        for tp, (committed, end) in offsets.items():
+            backlog[self._topic_of[tp.topic]] += max(0, end - committed)
         self.metrics.set_backlog(backlog)
 
     async def caught_up(self) -> bool:
@@ -232,8 +230,10 @@ async def run_sink(
     """Run the sink until ``stop`` is set (or, with ``until_caught_up``, until every topic is written up to its
     end); return the rows written."""
     consumer = sink_consumer(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await consumer.start()
-    loop = SinkLoop(settings, consumer, metrics)
+    await admin.start()
+    loop = SinkLoop(settings, consumer, admin, metrics)
     written = 0
     try:
         if not await loop.connect(stop):
@@ -243,6 +243,7 @@ async def run_sink(
             if until_caught_up and await loop.caught_up():
                 break
     finally:
+        await admin.close()
         await consumer.stop()
         if loop.sink is not None:
             loop.sink.close()

@@ -16,6 +16,7 @@ from agents.settings import DEFAULT_POLICIES
 from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
 from agents.sla import output_messages, step
 from schemas.codec import encode_event, encode_tick
+from sinks.rows import TOPIC_ATTRIBUTES
 from streams.core import SlaCore
 from streams.partition import PartitionLogic
 from streams.policy import load_policies
@@ -23,12 +24,13 @@ from streams.policy import load_policies
 TICK_EVERY: Final = 200
 """Events between two clock ticks (in simulated time)."""
 
-_OUTPUT_TOPICS: Final = {"alerts": "alerts", "transitions": "kpi_transitions", "durations": "kpi_durations"}
+_OUTPUT_TOPICS: Final = {attribute: topic for topic, attribute in TOPIC_ATTRIBUTES.items()}
+"""Key in :data:`sinks.rows.TOPIC_ATTRIBUTES` of each output kind of :func:`agents.sla.output_messages`."""
 
 
 @dataclass
 class SinkInput:
-    """Message values per topic the sink reads, by :class:`agents.topics.TopicNames` attribute, in order."""
+    """Message values per topic the sink reads, by its key in :data:`sinks.rows.TOPIC_ATTRIBUTES`, in order."""
 
     topics: dict[str, list[bytes]] = field(
         default_factory=lambda: {name: [] for name in ("case_events", "alerts", "kpi_transitions", "kpi_durations")}

@@ -201,13 +201,21 @@ async def group_progress(bootstrap: str, group: str, topics: list[str]) -> tuple
     try:
         described = await admin.describe_topics(topics)
         partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-        ends = await consumer.end_offsets(partitions)
-        try:
-            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        except GroupCoordinatorNotAvailableError:  # the offsets topic is still being created
-            committed = {}
-        done = sum(max(committed[tp].offset, 0) for tp in partitions if tp in committed)
-        return done, sum(ends.values())
+        offsets = await group_offsets(admin, consumer, group, partitions)
+        return sum(done for done, _ in offsets.values()), sum(end for _, end in offsets.values())
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def group_offsets(
+    admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """``{partition: (committed, end)}`` of consumer group ``group`` (committed 0 where it has none yet), in two
+    requests: the end offsets (as ``consumer``'s isolation level sees them) and the group's committed offsets."""
+    ends = await consumer.end_offsets(partitions)
+    try:
+        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    except GroupCoordinatorNotAvailableError:  # the offsets topic is still being created
+        committed = {}
+    return {tp: (max(committed[tp].offset, 0) if tp in committed else 0, ends[tp]) for tp in partitions}

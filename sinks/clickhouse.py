@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import weakref
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,7 +52,8 @@ log = logging.getLogger(__name__)
 SCHEMA_TABLE: Final = "slaflow_schema"
 """The table, in the configured database, that records the migrations applied."""
 
-_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DATABASE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+"""What a database name may be (it goes into SQL unquoted)."""
 
 
 class SinkError(SlaflowError):
@@ -75,8 +76,9 @@ class Migration:
 
     @property
     def checksum(self) -> str:
-        """SHA-256 of the file: a migration changed after it was applied is reported."""
-        return hashlib.sha256(self.sql.encode()).hexdigest()
+        """SHA-256 of its statements (comments left out): a migration whose DDL changed after it was applied is
+        reported; an edited comment is not."""
+        return hashlib.sha256(";\n".join(statements(self.sql, "{db}")).encode()).hexdigest()
 
 
 def _sql_files(folder: str) -> list[tuple[str, str]]:
@@ -118,15 +120,21 @@ class MigrationReport:
     version: int
 
 
-def schema_version(client: Client, database: str) -> int:
-    """The highest migration recorded in ``database`` (0 for a database slaflow has not migrated)."""
+def recorded_migrations(client: Client, database: str) -> dict[int, str]:
+    """``{version: checksum}`` of the migrations recorded in ``database`` (the record table is created when
+    missing: nothing recorded for a database slaflow has not migrated)."""
     client.command(
         f"CREATE TABLE IF NOT EXISTS {database}.{SCHEMA_TABLE} "
         "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
-    version = client.command(f"SELECT max(version) FROM {database}.{SCHEMA_TABLE}")
-    return int(str(version or 0))
+    rows = client.query(f"SELECT version, checksum FROM {database}.{SCHEMA_TABLE} FINAL").result_rows
+    return {int(version): str(checksum) for version, checksum in rows}
+
+
+def schema_version(client: Client, database: str) -> int:
+    """The highest migration recorded in ``database`` (0 for a database slaflow has not migrated)."""
+    return max(recorded_migrations(client, database), default=0)
 
 
 def migrate(client: Client, database: str) -> MigrationReport:
@@ -136,15 +144,14 @@ def migrate(client: Client, database: str) -> MigrationReport:
     this one does not know), and :class:`SinkError` when ClickHouse refuses a statement.
     """
     try:
-        found = schema_version(client, database)
+        recorded = recorded_migrations(client, database)
+        found = max(recorded, default=0)
         latest = MIGRATIONS[-1].version
         if found > latest:
             raise ConfigError(
                 f"ClickHouse database {database!r} is at schema version {found}, newer than this slaflow's "
                 f"{latest}: upgrade slaflow (or point it at another database)"
             )
-        rows = client.query(f"SELECT version, checksum FROM {database}.{SCHEMA_TABLE} FINAL").result_rows
-        recorded = {int(version): str(checksum) for version, checksum in rows}
         for migration in MIGRATIONS[:found]:
             if recorded.get(migration.version, migration.checksum) != migration.checksum:
                 log.warning("migration %04d_%s changed after it was applied", migration.version, migration.name)
@@ -177,7 +184,7 @@ def connect(url: str, database: str) -> Client:
     """A clickhouse-connect client for ``url`` with ``database`` created; see the module doc for URLs.
 
     Errors name the URL with its password masked (:func:`masked`)."""
-    if not _DATABASE_NAME.match(database):
+    if not DATABASE_NAME.match(database):
         raise ConfigError(f"ClickHouse database {database!r}: expected letters, digits and _, not a digit first")
     scheme = urlparse(url).scheme
     if scheme not in ("chdb", "http", "https"):
@@ -331,10 +338,12 @@ class ClickHouseSink:
         """
         if len(values) != len(offsets):
             raise ValueError(f"{len(values)} messages but {len(offsets)} offsets")
+        unframed: list[tuple[bytes, int]]
         if self._framer is None:
-            indices: Iterable[int] = range(len(values))
+            unframed = list(zip(values, offsets, strict=True))
         else:
             groups, indices = self._framer.frame(topic, values, partition, offsets)
+            unframed = [(values[i], offsets[i]) for i in indices]
             for framed in groups:
                 self._files_made += 1
                 path = self._files / f"{framed.shape.name}-{self._files_made}.avro"
@@ -343,12 +352,12 @@ class ClickHouseSink:
                 except OSError as exc:  # no room for the file: Python rows
                     log.warning("cannot write %s (%s): Python makes those rows", path, exc)
                     path.unlink(missing_ok=True)
-                    indices = [*indices, *framed.indices]
+                    unframed += zip(framed.values, framed.offsets, strict=True)
                     continue
                 self._chunks.append(self._Chunk(topic, partition, framed, path))
         buffers, reference = self._rows, self._outcomes.reference
-        for i in indices:
-            for table, row in reference(topic, values[i], partition, offsets[i]):
+        for value, offset in unframed:
+            for table, row in reference(topic, value, partition, offset):
                 buffers[table].append(row)
 
     def take_outcomes(self) -> Outcomes:
@@ -554,7 +563,6 @@ class ClickHouseSink:
                     kept.blocks.append(framed.blocks[k])
                     kept.offsets.append(offset)
                     kept.values.append(framed.values[k])
-                    kept.indices.append(framed.indices[k])
             chunk.framed = kept
             if kept.offsets:
                 self._write(chunk.path, kept)

@@ -219,8 +219,6 @@ class SinkMetrics:
     is recorded is visible in :meth:`exposition` at once. Names and labels are in ``docs/metrics.md``.
     """
 
-    CONTENT_TYPE: ClassVar[str] = CONTENT_TYPE
-
     def __init__(self, registry: CollectorRegistry | None = None, version: str | None = None) -> None:
         """Register every metric in ``registry`` (a fresh one when None); ``version`` labels ``slaflow_build_info``."""
         self.registry: Final = CollectorRegistry() if registry is None else registry

@@ -56,7 +56,6 @@ are hours (wall clock) unless named business hours; call times are seconds (answ
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -68,7 +67,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from sinks import charts
-from sinks.clickhouse import SinkError
+from sinks.clickhouse import DATABASE_NAME, SinkError
 
 SERVICE_LEVEL_THRESHOLD_S: Final = 20
 """A call counts toward the service level when answered within this many seconds of being offered."""
@@ -77,7 +76,6 @@ SERVICE_LEVEL_TARGET: Final = 0.8
 DIMENSIONS: Final = ("queue", "owner", "tier", "priority", "kpi", "category", "status", "reopened", "emails")
 """The dimensions whose values compete as bottlenecks (see the module docstring)."""
 
-_DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MS_PER_HOUR: Final = 3_600_000
 
 
@@ -150,29 +148,12 @@ class Bottleneck:
 
 
 @dataclass(frozen=True)
-class GroupRate:
-    """KPI outcomes of one tier or queue."""
+class GroupRate(Totals):
+    """KPI outcomes of one tier or queue: its :class:`Totals`, its name and its mean business hours."""
 
-    name: str
-    ended: int
-    met: int
-    decided: int
-    breaches: int
-    cancelled: int
-    open_breached: int
-    open_running: int
-    mean_business_hours: float | None
+    name: str = ""
+    mean_business_hours: float | None = None
     """Mean business hours used by the group's met and breached ended KPIs (what targets are measured in)."""
-
-    @property
-    def breach_rate(self) -> float | None:
-        """Breaches per decided KPI; None without any."""
-        return self.breaches / self.decided if self.decided else None
-
-    @property
-    def met_share(self) -> float | None:
-        """Met per ended KPI; None without any."""
-        return self.met / self.ended if self.ended else None
 
 
 @dataclass(frozen=True)
@@ -416,14 +397,8 @@ def _groups(client: Client, db: str, as_of_ms: int, column: str) -> tuple[GroupR
     """
     return tuple(
         GroupRate(
-            str(row[0]) or "(none)",
-            ended=_int(row[1]),
-            met=_int(row[2]),
-            decided=_int(row[7]),
-            breaches=_int(row[8]),
-            cancelled=_int(row[4]),
-            open_breached=_int(row[5]),
-            open_running=_int(row[6]),
+            **vars(Totals(*(_int(v) for v in row[1:9]))),
+            name=str(row[0]) or "(none)",
             mean_business_hours=_float(row[9]),
         )
         for row in _rows(client, sql)
@@ -431,7 +406,7 @@ def _groups(client: Client, db: str, as_of_ms: int, column: str) -> tuple[GroupR
 
 
 def _bottlenecks(client: Client, db: str, as_of_ms: int, totals: Totals, top: int) -> tuple[Bottleneck, ...]:
-    if not totals.decided or totals.breach_rate is None:
+    if totals.breach_rate is None:
         return ()
     sql = f"""
         WITH
@@ -454,7 +429,7 @@ def _bottlenecks(client: Client, db: str, as_of_ms: int, totals: Totals, top: in
             ('status', p.status), ('reopened', if(p.reopened > 0, 'reopened', 'never')),
             ('emails', if(p.entity_type = 'case', multiIf(e.n <= 1, '0-1', e.n <= 3, '2-3', '4+'), ''))
         ] AS pair
-        WHERE {_DECIDED.replace("breached", "p.breached").replace("outcome", "p.outcome")} AND value != ''
+        WHERE {_DECIDED} AND value != ''
         GROUP BY dimension, value
     """
     rate = totals.breach_rate
@@ -586,7 +561,7 @@ def build_report(client: Client, database: str, top: int = 5) -> Report:
     many rows (at least 10). An empty database gives a report that says so. Raises :class:`SinkError` when a
     query fails (ClickHouse unreachable, or a database that was never migrated).
     """
-    if not _DATABASE_NAME.match(database):
+    if not DATABASE_NAME.match(database):
         raise ValueError(f"ClickHouse database {database!r}: expected letters, digits and _, not a digit first")
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
@@ -827,16 +802,10 @@ def _charts(report: Report) -> list[str]:
     rate = report.totals.breach_rate
     queues = [(g.name, g.breach_rate) for g in report.queues]
     calls = [(q.queue, q.service_level) for q in report.calls if q.queue != "all"]
-    tiers = [
-        (g.name, [g.met, g.breaches - g.open_breached, g.cancelled, g.open_breached, g.open_running])
-        for g in report.tiers
-    ]
+    tiers = [(g.name, [g.met, g.breached_ended, g.cancelled, g.open_breached, g.open_running]) for g in report.tiers]
     labels = [f"{s:%d %b %H:00}" if report.trend.bucket == "hour" else f"{s:%d %b %Y}" for s in report.trend.starts]
     # Records without a tier (calls, orders, ...) are in "all"; their own line is noise next to the tiers'.
     trend = {name: shares for name, shares in report.trend.shares.items() if name != "(none)"}
-
-    def pct(v: float) -> str:
-        return _pct(v)
 
     return [
         charts.bar_chart(
@@ -848,7 +817,7 @@ def _charts(report: Report) -> list[str]:
         charts.bar_chart(
             [(name, share) for name, share in queues if share is not None],
             title="Breach rate per queue (decided KPIs)",
-            value_format=pct,
+            value_format=_pct,
             reference=rate,
             reference_label=f"overall {_pct(rate)}",
         ),
@@ -875,7 +844,7 @@ def _charts(report: Report) -> list[str]:
         charts.bar_chart(
             [(name, share) for name, share in calls if share is not None],
             title=f"Calls answered within {SERVICE_LEVEL_THRESHOLD_S} s (service level) per queue",
-            value_format=pct,
+            value_format=_pct,
             max_value=1.0,
             reference=SERVICE_LEVEL_TARGET,
             reference_label=f"{_pct(SERVICE_LEVEL_TARGET)} target",

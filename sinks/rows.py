@@ -65,12 +65,13 @@ from schemas.codec import (
     decode_input,
 )
 from streams.events import (
-    _MAX_MS,
-    _MIN_MS,
     ACTIVITY_DIRECTIONS,
     ACTIVITY_TYPES,
     CALL_DIRECTIONS,
+    CALL_ENTITY_TYPE,
     CALL_KINDS,
+    MAX_MS,
+    MIN_MS,
     ActivityEvent,
     CallEvent,
     RecordEvent,
@@ -239,7 +240,7 @@ def _record_rows(e: RecordEvent, partition: int, offset: int) -> Rows:
         call_id = get("call_id") or e.event_id
         call = CallEvent(
             e.event_id, call_id, e.kind.removeprefix("call_"), get("direction", ""), get("queue", ""),
-            get("owner", ""), e.record_id if e.entity_type == "case" else None, e.occurred_at_ms, attributes,
+            get("owner", ""), e.record_id if e.entity_type == CALL_ENTITY_TYPE else None, e.occurred_at_ms, attributes,
         )  # fmt: skip
         rows.append(("call_events", _call_row(call, partition, offset)))
         rows.append(
@@ -259,7 +260,17 @@ ROWS_OF: Final[dict[str, Callable[[bytes, int, int], Rows]]] = {
     "case_events": input_rows,
     "calls": input_rows,
 }
-"""The row maker of each topic the sink reads, by its :class:`agents.topics.TopicNames` attribute."""
+"""The row maker of each topic the sink reads, by the topic's key in :data:`TOPIC_ATTRIBUTES`."""
+
+TOPIC_ATTRIBUTES: Final = {
+    "alerts": "alerts",
+    "kpi_transitions": "transitions",
+    "kpi_durations": "durations",
+    "case_events": "case_events",
+    "calls": "calls",
+}
+"""The topics the sink reads: their key here (in :data:`ROWS_OF` and the sink's metrics) and the attribute of
+``agents.topics.TopicNames`` that names them."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -347,14 +358,15 @@ def _ms(column: str) -> str:
 _INSTANCE: Final = "concat(record_id, '/', kpi, '/', toString(kpi_instance))"
 _SOURCE_SQL: Final = ("source_partition", "reinterpretAsInt64(source_offset)")
 
-_EXACT_SECONDS: Final = "'^-?[0-9]{1,9}([.][0-9]{0,3})?$'"
+_SECONDS_PATTERN: Final = "-?[0-9]{1,9}([.][0-9]{0,3})?"
 """Texts whose milliseconds SQL computes exactly as :func:`_seconds_ms`: up to 9 digits and 3 decimals. For them
 ``round(float(text) * 1000)`` is the exact decimal value times 1000 (the relative error of two roundings of a
 double is far below 0.5 ms at that size)."""
-
-
-_SURE_SECONDS: Final = re.compile(rb"-?[0-9]{1,9}(?:[.][0-9]{0,3})?")
-""":data:`_EXACT_SECONDS` for Python, on the attribute's bytes."""
+_EXACT_SECONDS: Final = f"'^{_SECONDS_PATTERN}$'"
+""":data:`_SECONDS_PATTERN` as a whole-text SQL regular expression."""
+_SURE_SECONDS: Final = re.compile(_SECONDS_PATTERN.encode())
+""":data:`_SECONDS_PATTERN` for Python (``fullmatch``), on the attribute's bytes."""
+_DIGIT: Final = re.compile(rb"[0-9]")
 
 
 def _seconds_sure(text: str) -> str:
@@ -367,9 +379,6 @@ def _seconds_sure(text: str) -> str:
 def _seconds_bytes_sure(text: bytes) -> bool:
     """:func:`_seconds_sure` of an attribute's bytes."""
     return not text or _SURE_SECONDS.fullmatch(text) is not None or (text.isascii() and not _DIGIT.search(text))
-
-
-_DIGIT: Final = re.compile(rb"[0-9]")
 
 
 def _seconds_sql(text: str) -> str:
@@ -422,7 +431,7 @@ def _non_empty(*columns: str) -> str:
     return " AND ".join(f"{c} != ''" for c in columns)
 
 
-_EVENT_RULES: Final = f"occurred_at_ms BETWEEN {_MIN_MS} AND {_MAX_MS} AND NOT has(mapKeys(attributes), '')"
+_EVENT_RULES: Final = f"occurred_at_ms BETWEEN {MIN_MS} AND {MAX_MS} AND NOT has(mapKeys(attributes), '')"
 """SQL of :func:`streams.events.validate`'s rules common to every event: the instant's range, no empty name."""
 
 
@@ -630,6 +639,8 @@ _EMAIL: Final = f"kind IN {_in(EMAIL_KINDS)}"
 """SQL, of a record event of the part ``email`` or ``record_call``: it is an e-mail."""
 _PHONE_CALL: Final = "entity_type = 'phone_call'"
 """SQL, of a record event of the part ``call`` or ``record_call``: it is an event of a phone_call record."""
+_CASE: Final = f"entity_type = {_quoted(CALL_ENTITY_TYPE)}"
+"""SQL: a record event of a case (a call of it belongs to that case)."""
 _RECORD_CALL_ID: Final = f"if({_attr('call_id')} != '', {_attr('call_id')}, event_id)"
 """SQL: the id of the call a record event of the part ``record_call`` is (:func:`_record_rows`)."""
 _WAIT_MS: Final = _seconds_sql(_attr("wait_seconds"))
@@ -653,7 +664,7 @@ _RECORD: Final = (
     Target("call_events", (
         "event_id", f"if({_PHONE_CALL}, record_id, {_RECORD_CALL_ID})",
         "if(startsWith(kind, 'call_'), substring(kind, 6), kind)", _attr("direction"), _attr("queue"),
-        _attr("owner"), f"multiIf({_PHONE_CALL}, {_attr('case_id')}, entity_type = 'case', record_id, '')",
+        _attr("owner"), f"multiIf({_PHONE_CALL}, {_attr('case_id')}, {_CASE}, record_id, '')",
         _ms("occurred_at_ms"), _WAIT_MS, _HANDLE_MS, _attr("tier"), "attributes", *_SOURCE_SQL,
     ), frozenset({"call", "record_call"})),
 )  # fmt: skip
@@ -726,8 +737,6 @@ class Framed:
     offsets: list[int] = field(default_factory=list)
     values: list[bytes] = field(default_factory=list)
     """The messages themselves, for the reference path should ClickHouse not take one."""
-    indices: list[int] = field(default_factory=list)
-    """Where each message was in the batch given to :meth:`Framer.frame`."""
 
 
 class Framer:
@@ -794,5 +803,4 @@ class Framer:
             group.blocks.append(join((prefix, pack(offset), value, tail)))
             group.offsets.append(offset)
             group.values.append(value)
-            group.indices.append(i)
         return list(groups.values()), reference

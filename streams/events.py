@@ -99,8 +99,9 @@ CALL_ENTITY_TYPE: Final = "case"
 """The entity type of the record a call with a ``case_id`` reaches."""
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MIN_MS: Final = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
-_MAX_MS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+MIN_MS: Final = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+"""The earliest instant an event may carry (year 1), UTC epoch milliseconds; :data:`MAX_MS` the latest (year 9999)."""
+MAX_MS: Final = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 class EventError(SlaflowError):
@@ -156,10 +157,10 @@ def validate(message: InputEvent | Tick) -> None:
         if message.direction not in CALL_DIRECTIONS:
             _not_one_of("direction", message.direction, CALL_DIRECTIONS)
     else:
-        if not _MIN_MS <= message.at_ms <= _MAX_MS:
+        if not MIN_MS <= message.at_ms <= MAX_MS:
             _out_of_range("at_ms", message.at_ms)
         return
-    if not _MIN_MS <= message.occurred_at_ms <= _MAX_MS:
+    if not MIN_MS <= message.occurred_at_ms <= MAX_MS:
         _out_of_range("occurred_at_ms", message.occurred_at_ms)
     if "" in message.attributes:
         raise EventError(SCHEMA_VIOLATION, "attribute names must be non-empty, got ''")
@@ -451,7 +452,7 @@ def _occurred_at_ms(obj: Mapping[Any, Any]) -> int:
 
 
 def _in_range(ms: int, name: str) -> int:
-    if not _MIN_MS <= ms <= _MAX_MS:
+    if not MIN_MS <= ms <= MAX_MS:
         raise EventError("bad_timestamp", f"{name} out of range (years 1 to 9999 in UTC epoch ms), got {ms}")
     return ms
 

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.demo import start_sink, start_worker, stop_process
 from agents.settings import Settings
-from agents.sink import SINK_TOPICS, catch_up, sink_group
+from agents.sink import catch_up, sink_group, sink_topics
 from agents.topics import TopicNames, ensure_topics, group_progress
 from schemas.codec import KPI_DURATION, KPI_TRANSITION, SLA_ALERT, encode_event
 from sinks.clickhouse import open_sink
@@ -110,7 +110,7 @@ def test_outcomes_land_exactly_once_survive_clickhouse_away_and_replays(settings
     stream = simulated_stream(settings, seed=5, days=1.0, cases_per_day=1_200)
     half = len(stream) // 2
     directory = Path(settings.effective_clickhouse_url.removeprefix("chdb://"))
-    topics = [getattr(names, attribute) for attribute in SINK_TOPICS.values()]
+    topics = list(sink_topics(settings))
     inputs = list(names.inputs)
     worker = start_worker(settings, tmp_path / "worker.log")
     sink = start_sink(settings, tmp_path / "sink.log")
