@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -151,7 +150,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(GAUGE_INTERVAL_S)
     async def gauges() -> None:
         """Open KPIs by state and consumer lag, for /metrics."""
-        processor.update_gauges(int(time.time() * 1000))
+        processor.update_gauges()
 
     if settings.tick_interval_s > 0:
         app.service(

@@ -133,6 +133,15 @@ async def send_batched(
     return futures
 
 
+def restored_partitions(app: AppT, topics: tuple[str, ...]) -> set[int]:
+    """The partitions of ``topics`` this worker holds whose table is restored: assigned, not rebalancing, and
+    active (Faust keeps a partition paused until its changelog is read; ``_get_active_partitions`` is private)."""
+    consumer: Any = app.consumer
+    if app.rebalancing or consumer is None:
+        return set()
+    return {tp.partition for tp in consumer._get_active_partitions() if tp.topic in topics}
+
+
 def commits_itself(app: AppT) -> None:
     """Mark ``app``: its agent commits its transactions itself; Faust must not."""
     setattr(app, _MARK, True)

@@ -20,8 +20,13 @@ transaction, so a worker killed at any moment leaves either all of a batch's
 effects or none.
 
 The indexes are memory only: after a restart or a rebalance they are rebuilt
-from the table when the first message arrives, for every held partition in
-one scan of the table.
+from the table, for every held partition in one scan of the table, as soon as
+the table is restored (or when the first message arrives, whichever is first).
+
+A record view (:meth:`SlaProcessor.record_view`) asks only the partition that
+owns the record, and reads without caching: a view never creates state. The
+gauge of open KPIs by state is the sum of the partitions' counts, which are
+kept as records change (:meth:`streams.partition.PartitionLogic.open_kpis`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from aiokafka import TopicPartition
 from faust.types import TP, AppT, EventT, StreamT, TableT
@@ -44,12 +49,70 @@ from schemas.codec import DEAD_LETTER, KPI_DURATION, KPI_TRANSITION, SLA_ALERT, 
 from schemas.messages import alert_message, duration_message, transition_message
 from sinks.metrics import SlaMetrics
 from streams.core import EventRejected, RecordState, SlaCore
+from streams.errors import DeadLetterReason
 from streams.events import Tick, core_event, routing_key
 from streams.outputs import Output
 from streams.partition import WATERMARK_KEY_PREFIX, PartitionLogic, Stored, read_stored, watermark_key
 from streams.urgency import UrgentKpi
 
 log = logging.getLogger(__name__)
+
+
+DEAD_LETTER_CHECK_MIN: Final = 20
+"""Input events counted before the share dead-lettered is judged (see :class:`DeadLetterWatch`)."""
+DEAD_LETTER_WINDOW: Final = 1000
+"""Input events after which the count starts again, so that a stream that turns bad is noticed."""
+DEAD_LETTER_WARN_EVERY_S: Final = 3600.0
+"""The warning that most input is dead-lettered repeats at most this often."""
+
+
+class DeadLetterWatch:
+    """Says loudly, with the counts, when most of the input is being dead-lettered.
+
+    A worker fed events it cannot use (a replay of past events into a worker on wall-clock time: every event is
+    ``late``) looks healthy otherwise; one warning in the log with the reasons saves the user a search. Counts
+    input events (not ticks) since the last judgement; at the end of a batch, once at least
+    :data:`DEAD_LETTER_CHECK_MIN` are counted and more than half were dead-lettered, :meth:`verdict` returns the
+    warning (at most every :data:`DEAD_LETTER_WARN_EVERY_S`); every :data:`DEAD_LETTER_WINDOW` events the count
+    starts again.
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.reasons: Counter[str] = Counter()
+        self._warned_at: float | None = None
+
+    def count(self, reason: str | None) -> None:
+        """One input event: ``reason`` is its dead-letter reason, ``None`` if it was processed."""
+        self.seen += 1
+        if reason is not None:
+            self.reasons[reason] += 1
+
+    def verdict(self, now_s: float) -> str | None:
+        """The warning to log now, if any (``now_s``: a monotonic clock, seconds)."""
+        dead = sum(self.reasons.values())
+        if self.seen < DEAD_LETTER_CHECK_MIN or 2 * dead <= self.seen:
+            if self.seen >= DEAD_LETTER_WINDOW:
+                self.seen, self.reasons = 0, Counter()
+            return None
+        warned, self._warned_at = self._warned_at, now_s
+        by_reason = ", ".join(f"{reason} {n}" for reason, n in self.reasons.most_common())
+        message = (
+            f"{dead} of the last {self.seen} input events were dead-lettered ({by_reason}); see the dead-letters "
+            "topic (slaflow alerts --dead-letters) for each one and its reason"
+        )
+        if self.reasons[DeadLetterReason.LATE] * 2 > self.seen:
+            message += (
+                ". 'late' means older than the watermark minus the maximum lateness: a worker on wall-clock time "
+                "(the ticker on) only takes events of about now; to feed past events, run the worker with "
+                "SLAFLOW_TICK_INTERVAL=0 and ticks in the stream (slaflow simulate --kafka --speed N), or "
+                "generate them from now (slaflow simulate --start now --speed 1)"
+            )
+        self.seen, self.reasons = 0, Counter()
+        if warned is not None and now_s - warned < DEAD_LETTER_WARN_EVERY_S:
+            self._warned_at = warned
+            return None
+        return message
 
 
 @dataclass(slots=True)
@@ -67,8 +130,7 @@ class Step:
     outputs: list[Output] = field(default_factory=list)
     tick: bool = False
     rejected: tuple[str, str] | None = None
-    """``(reason, detail)`` of a message to dead-letter: ``undecodable``, ``schema_violation``,
-    ``key_mismatch``, ``late``, ``no_policy``."""
+    """``(reason, detail)`` of a message to dead-letter; the reason is a :class:`DeadLetterReason`."""
 
 
 def step(logic: PartitionLogic, key: bytes | None, value: bytes | None) -> Step:
@@ -85,7 +147,9 @@ def step(logic: PartitionLogic, key: bytes | None, value: bytes | None) -> Step:
         return Step(logic.on_tick(decoded.at_ms), tick=True)
     expected = routing_key(decoded)
     if key is None or key != expected.encode():
-        return Step(rejected=("key_mismatch", f"message key {key!r} is not {expected!r}, the record it concerns"))
+        return Step(
+            rejected=(DeadLetterReason.KEY_MISMATCH, f"message key {key!r} is not {expected!r}, the record it concerns")
+        )
     record_event = core_event(decoded)
     if record_event is None:
         return Step()  # a call with no case: nothing for the SLA state (the sink records calls)
@@ -147,6 +211,7 @@ class SlaProcessor:
         """A batch has started and is not yet fully sent and acknowledged."""
         self._uncommitted: dict[tuple[str, int], int] = {}
         """Last processed offset per input (topic, partition) since the last commit."""
+        self.dead_letter_watch = DeadLetterWatch()
 
     def forget_partitions(self) -> None:
         """Partitions moved: drop every PartitionLogic; they are rebuilt from the table at the next message."""
@@ -226,6 +291,10 @@ class SlaProcessor:
         for partition, event in touched.items():
             with faust_fixes.writing_for(event):
                 self._persist(partition, sends)
+            self._report_set_aside(partition)
+        warning = self.dead_letter_watch.verdict(time.monotonic())
+        if warning:
+            log.warning("%s", warning)
         by_transaction: dict[str | None, dict[tuple[str, int], list[tuple[bytes | None, bytes]]]] = {}
         for send in sends:
             grouped = by_transaction.setdefault(self._transaction(send.partition), {})
@@ -256,6 +325,8 @@ class SlaProcessor:
         result = step(logic, message.key, message.value)
         if result.tick:
             self.metrics.tick(message.topic)
+        else:
+            self.dead_letter_watch.count(result.rejected[0] if result.rejected else None)
         if result.outputs:
             self._emit(result.outputs, message.partition, logic.watermark_ms, sends)
         return result.rejected
@@ -292,6 +363,16 @@ class SlaProcessor:
             sends.append(_Send(changelog, key, value, partition))
         logic.evict(self.max_cached_records)
 
+    def _report_set_aside(self, partition: int) -> None:
+        """Log, once each, the records of ``partition`` newly set aside (pinned to an unknown policy version)."""
+        found = self.partitions[partition].take_set_aside()
+        if found:
+            examples = "; ".join(f"{record_id}: {why}" for record_id, why in found[:3])
+            log.warning(
+                "partition %d: %d record(s) set aside, their state cannot be restored (%s%s)",
+                partition, len(found), examples, "; ..." if len(found) > 3 else "",
+            )  # fmt: skip
+
     def _partition(self, partition: int) -> PartitionLogic:
         logic = self.partitions.get(partition)
         if logic is None:
@@ -302,6 +383,13 @@ class SlaProcessor:
     def _assigned_partitions(self) -> set[int]:
         inputs = set(self.topics.inputs)
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic in inputs}
+
+    def build_restored_partitions(self) -> None:
+        """Build the PartitionLogic of every held input partition whose table is restored and not built yet, so
+        that views and gauges are right after a restart before any message arrives."""
+        ready = faust_fixes.restored_partitions(self.app, self.topics.inputs)
+        if ready - self.partitions.keys():
+            self._rebuild(ready)
 
     def _rebuild(self, partitions: set[int]) -> None:
         """The PartitionLogic of every partition in ``partitions`` not built yet, from one scan of the table:
@@ -358,16 +446,15 @@ class SlaProcessor:
         sends.append(_Send(self.topics.dead_letters, message.key, value, message.partition))
         self.metrics.event(message.topic, "dead_lettered", reason)
 
-    def update_gauges(self, now_ms: int) -> None:
-        """Open KPIs by state (of the records in memory, at each partition's watermark) and consumer lag."""
+    def update_gauges(self) -> None:
+        """Open KPIs by state (every open KPI of the partitions this worker holds, from their kept counts), the
+        records set aside, and consumer lag."""
+        self.build_restored_partitions()
         states: Counter[str] = Counter()
         for logic in self.partitions.values():
-            at = now_ms if logic.watermark_ms is None else logic.watermark_ms
-            for state in logic.cached():
-                for clock in state.clocks():
-                    if clock.ended_at_ms is None:
-                        states[clock.state_at(at).value] += 1
+            states.update(logic.open_kpis())
         self.metrics.set_open_kpis(dict(states))
+        self.metrics.set_records_set_aside(sum(len(logic.set_aside) for logic in self.partitions.values()))
         lag = {}
         assigned = self.app.consumer.assignment()
         for (topic, partition), offset in self.positions.items():
@@ -381,14 +468,20 @@ class SlaProcessor:
     def record_view(self, record_id: str, now_ms: int) -> dict[str, Any] | None:
         """The JSON of ``GET /sla/records/{id}`` if this worker holds the record, else ``None``.
 
+        Only the partition that owns the record (its key's partition) is asked, and reading caches nothing.
         Times are shown at the partition's watermark, the stream's "now" (the wall clock when the ticker runs,
-        the simulated time of a replay), or at ``now_ms`` before the partition's first tick.
+        the simulated time of a replay), or at ``now_ms`` before the partition's first tick. Raises
+        :class:`~streams.core.SnapshotError` for a record set aside (pinned to an unknown policy version).
         """
-        for logic in self.partitions.values():
-            state = logic.record(record_id)
-            if state is not None:
-                return record_view(state, now_ms if logic.watermark_ms is None else logic.watermark_ms)
-        return None
+        partition = self.app.consumer.key_partition(self.topics.case_events, record_id.encode())
+        if partition is None:
+            return None
+        self.build_restored_partitions()
+        logic = self.partitions.get(partition)
+        state = None if logic is None else logic.peek(record_id)
+        if logic is None or state is None:
+            return None
+        return record_view(state, now_ms if logic.watermark_ms is None else logic.watermark_ms)
 
     def stream_now_ms(self, now_ms: int) -> int:
         """The latest watermark of this worker's partitions, or ``now_ms`` before any tick."""

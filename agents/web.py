@@ -28,6 +28,7 @@ import faust
 from faust.web import Request, Response, View
 
 from agents.sla import SlaProcessor
+from streams.core import SnapshotError
 from streams.urgency import UrgentKpi
 
 DEFAULT_LIMIT: Final = 50
@@ -58,7 +59,10 @@ def add_views(app: faust.App, table: faust.types.TableT[bytes, bytes], processor
     @app.page("/sla/records/{record_id}")
     @app.table_route(table=table, match_info="record_id")
     async def record(web: View, request: Request, record_id: str) -> Response:
-        view = processor.record_view(record_id, int(time.time() * 1000))
+        try:
+            view = processor.record_view(record_id, int(time.time() * 1000))
+        except SnapshotError as exc:  # set aside: pinned to a policy version this worker does not have
+            return web.json({"error": f"record {record_id!r} cannot be shown: {exc}"}, status=409)
         if view is None:
             return web.json({"error": f"no SLA state for record {record_id!r}"}, status=404)
         return web.json(view)

@@ -32,7 +32,7 @@ from typing import Any, Final, cast
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
-from streams.errors import SlaflowError
+from streams.errors import DeadLetterReason, SlaflowError
 from streams.events import (
     SCHEMA_VIOLATION,
     ActivityEvent,
@@ -72,7 +72,7 @@ def crc64_avro(data: bytes) -> int:
     return fp
 
 
-UNDECODABLE: Final = "undecodable"
+UNDECODABLE: Final = DeadLetterReason.UNDECODABLE
 """The reason of bytes that are not a message of a known version of the expected schema."""
 UNENCODABLE: Final = "unencodable"
 """The reason of a value that does not fit the schema it is encoded with."""

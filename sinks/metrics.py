@@ -106,6 +106,12 @@ class SlaMetrics:
         self._batch_size = Histogram(
             "slaflow_batch_size", "Messages in one batch.", buckets=BATCH_SIZE_BUCKETS, registry=r
         )
+        self._set_aside = Gauge(
+            "slaflow_records_set_aside",
+            "Records this worker holds but cannot restore: their state is pinned to a policy version the worker "
+            "does not have; their events are dead-lettered as unknown_policy_version.",
+            registry=r,
+        )
         _build_info(r, version)
         for state in KPI_STATES:
             self._open_kpis.labels(state).set(0)
@@ -118,6 +124,7 @@ class SlaMetrics:
         self._lateness_s: list[float] = []
         self._batches: list[tuple[int, float]] = []
         self._pending_open_kpis: dict[str, int] | None = None
+        self._pending_set_aside: int | None = None
         self._pending_lag: dict[tuple[str, int], int] | None = None
         self._open_states: set[str] = set(KPI_STATES)
         self._lag_labels: set[tuple[str, str]] = set()
@@ -153,6 +160,10 @@ class SlaMetrics:
         ``running``, ``paused``, ``warned``, ``breached``; ``KpiState`` values are accepted too (``in_progress`` counts
         as ``running``, ``warning`` as ``warned``)."""
         self._pending_open_kpis = dict(by_state)
+
+    def set_records_set_aside(self, n: int) -> None:
+        """Records held but not restorable (pinned to an unknown policy version), now."""
+        self._pending_set_aside = n
 
     def set_lag(self, by_partition: Mapping[tuple[str, int], int]) -> None:
         """Messages behind the end offset per ``(topic, partition)``, now; replaces the previous values (a partition
@@ -198,6 +209,9 @@ class SlaMetrics:
             self._open_states |= by_state.keys()
             for state in self._open_states:
                 self._open_kpis.labels(state).set(by_state.get(state, 0))
+        if self._pending_set_aside is not None:
+            self._set_aside.set(self._pending_set_aside)
+            self._pending_set_aside = None
         if self._pending_lag is not None:
             lag = {(topic, str(partition)): n for (topic, partition), n in self._pending_lag.items()}
             self._pending_lag = None

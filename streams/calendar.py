@@ -754,8 +754,9 @@ class _Parser:
         if isinstance(value, str) and _DATE_RE.match(value.strip()):
             try:
                 return date.fromisoformat(value.strip())
-            except ValueError:
-                pass
+            except ValueError as exc:  # well formed, but no such day
+                self.add(path, f"expected a date (YYYY-MM-DD) that exists, got {value!r} ({exc})")
+                return None
         self.add(path, f"expected a date (YYYY-MM-DD), got {value!r}")
         return None
 

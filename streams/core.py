@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
-from streams.errors import SlaflowError
+from streams.errors import DeadLetterReason, SlaflowError
 from streams.events import RecordEvent, parse_instant_ms
 from streams.kpi import KpiClock, Threshold
 from streams.outputs import Output, OutputKind, output_from_json
@@ -59,9 +59,10 @@ _THRESHOLD_KIND: Final = {
 
 
 class EventRejected(SlaflowError):
-    """An event the core will not apply. ``reason``: ``late`` or ``no_policy``. Not retriable: dead-letter it."""
+    """An event the core will not apply: ``reason`` late, no_policy or unknown_policy_version (of
+    :class:`~streams.errors.DeadLetterReason`). Not retriable: dead-letter it."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
@@ -160,12 +161,13 @@ class SlaCore:
 
     def _folded(self, data: dict[str, Any]) -> Folded:
         clocks = []
-        for version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled, fired, \
-                reopens, retargets in data["k"]:  # fmt: skip
+        for row in data["k"]:
+            version, policy, name, instance, started, run_start, used, crossed, pauses, ended, cancelled, fired, \
+                reopens, retargets = row[:14]  # fmt: skip
             spec = self._spec(version, policy, name)
             clocks.append(KpiClock(spec, policy, version, instance, started, run_start, used, crossed,
                                    tuple((p[0], p[1], p[2]) for p in pauses), ended, cancelled, fired, reopens,
-                                   retargets))  # fmt: skip
+                                   retargets, row[14] if len(row) > 14 else None))  # fmt: skip
         return Folded(data["t"], _intern(data["a"]), tuple(clocks), data["lk"],
                       tuple(output_from_json(o) for o in data["tl"]), data["m"])  # fmt: skip
 
@@ -191,7 +193,7 @@ class SlaCore:
         state.watermark_ms = max(state.watermark_ms, now_ms)
         if event.occurred_at_ms < state.watermark_ms - self.max_ms:
             raise EventRejected(
-                "late",
+                DeadLetterReason.LATE,
                 f"event {event.event_id} of {event.record_id} happened at {event.occurred_at_ms}, more than "
                 f"max_lateness ({self.max_ms} ms) before the watermark {state.watermark_ms}",
             )
@@ -200,7 +202,9 @@ class SlaCore:
         if self.policies.unmatched == "reject" and not state.live.clocks:
             merged = {**state.live.attributes, **event.attributes}
             if self.policies.select(state.live.entity_type, merged) is None:
-                raise EventRejected("no_policy", f"no policy of {self.policies.source} covers {event.record_id}")
+                raise EventRejected(
+                    DeadLetterReason.NO_POLICY, f"no policy of {self.policies.source} covers {event.record_id}"
+                )
         if state.pending is None:
             state.checkpoint = state.live.copy()
             state.pending = []
@@ -526,7 +530,8 @@ def _folded_data(folded: Folded) -> dict[str, Any]:
         "a": folded.attributes,
         "k": [
             [c.version, c.policy, c.spec.name, c.instance, c.started_at_ms, c.run_start_ms, c.used_ms, c.crossed,
-             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled, c.fired, c.reopens, c.retargets]
+             [list(p) for p in c.pauses], c.ended_at_ms, c.cancelled, c.fired, c.reopens, c.retargets,
+             c.deadline_at_ms]
             for c in folded.clocks
         ],
         "lk": folded.last_at,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar
 
 
@@ -53,3 +54,24 @@ class PolicyError(ConfigError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  {source}: {p}" for p in self.problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class DeadLetterReason(StrEnum):
+    """Why a worker set an input message aside: the ``reason`` of every dead letter, in one place.
+
+    Each value is documented for users (what it means, what to do) in ``docs/events.md``.
+    """
+
+    UNDECODABLE = "undecodable"
+    """Not a message of a known InputMessage schema: bad bytes, an unknown writer fingerprint, a tombstone."""
+    SCHEMA_VIOLATION = "schema_violation"
+    """Decodable, but the content breaks a rule the schema cannot express (an empty id, an unknown kind, ...)."""
+    KEY_MISMATCH = "key_mismatch"
+    """The Kafka key is not the event's routing key (the record whose state it changes)."""
+    LATE = "late"
+    """Older than the partition's watermark minus the policy file's maximum lateness."""
+    NO_POLICY = "no_policy"
+    """No policy covers the record, and the policy file says ``unmatched: reject``."""
+    UNKNOWN_POLICY_VERSION = "unknown_policy_version"
+    """The record's stored state is pinned to a policy version this worker does not have (an edited policy file,
+    or a fresh data directory without the archived versions); its events wait here until one that has it runs."""

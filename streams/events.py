@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
 
-from streams.errors import SlaflowError
+from streams.errors import DeadLetterReason, SlaflowError
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ class EventError(SlaflowError):
         self.detail = detail
 
 
-SCHEMA_VIOLATION: Final = "schema_violation"
+SCHEMA_VIOLATION: Final = DeadLetterReason.SCHEMA_VIOLATION
 """The reason of an event that fits its schema's types but breaks a rule of :func:`validate`."""
 
 

@@ -12,6 +12,11 @@ Thresholds are marks on the business-time axis: the warning point, the target
 of a mark is ``calendar.add(run_start_ms, mark - used_ms)`` while running, and
 undefined while paused (a paused clock crosses nothing).
 
+**The deadline** of an instance is the instant its target is reached: while
+it runs, the instant the target mark will be reached; once the target mark is
+crossed, the instant it was crossed (``deadline_at_ms``), for good: a pause
+and resume after a breach, or the end of the KPI, cannot move it.
+
 Times are UTC epoch milliseconds; durations milliseconds.
 """
 
@@ -72,6 +77,8 @@ class KpiClock:
     """How many times the KPI was reopened: numbers its KPI_REOPENED and later KPI_SUCCEEDED outputs."""
     retargets: int = 0
     """How many times the KPI was re-targeted: numbers its KPI_RETARGETED outputs."""
+    deadline_at_ms: int | None = None
+    """The instant the target mark was crossed (the breach), once it was: the instance's deadline from then on."""
     _next_index: int = dataclass_field(default=-1, compare=False, repr=False)
     """Cache of next_threshold(): the mark index it was computed for (-1: none), and its instant."""
     _next_at: int | None = dataclass_field(default=None, compare=False, repr=False)
@@ -81,7 +88,7 @@ class KpiClock:
         return KpiClock(
             self.spec, self.policy, self.version, self.instance, self.started_at_ms, self.run_start_ms, self.used_ms,
             self.crossed, self.pauses, self.ended_at_ms, self.cancelled, self.fired, self.reopens, self.retargets,
-            self._next_index, self._next_at,
+            self.deadline_at_ms, self._next_index, self._next_at,
         )  # fmt: skip
 
     # -- derived --------------------------------------------------------------------------------
@@ -152,7 +159,10 @@ class KpiClock:
         return self.spec.calendar.add(self.run_start_ms, mark_ms - self.used_ms)
 
     def deadline_ms(self) -> int | None:
-        """The instant the target is reached if the clock keeps running (``None`` while paused or ended)."""
+        """The instance's deadline: the instant its target was reached once it was (see the module doc), else the
+        instant it is reached if the clock keeps running (``None`` while paused or ended before it)."""
+        if self.deadline_at_ms is not None:
+            return self.deadline_at_ms
         if self.run_start_ms is None or self.ended_at_ms is not None:
             return None
         index = self._next_index
@@ -206,6 +216,8 @@ class KpiClock:
         while (due := self.next_threshold()) is not None and due[0] < before_ms:
             self.crossed += 1
             self.fired |= _bit(due[1], due[2])
+            if due[1] is Threshold.BREACH:
+                self.deadline_at_ms = due[0]
             yield due
 
     # -- transitions (at an event's instant, after cross_until(at_ms)) -------------------------

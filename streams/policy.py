@@ -301,6 +301,18 @@ _DURATION_EXAMPLES: Final = "such as 45s, 30m, 1h30m, 2d or 1bd"
 _MERGE_TAG: Final = "tag:yaml.org,2002:merge"
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that dates and times stay text: PyYAML turns an impossible date
+    (``2026-13-01``, ``2026-02-30``) into a traceback of its own, and the reader checks dates itself, naming the
+    file, the path and what was expected."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_policies(path: str | Path) -> PolicySet:
     """Read and validate the policy file at ``path``.
 
@@ -315,9 +327,9 @@ def load_policies(path: str | Path) -> PolicySet:
     except UnicodeDecodeError as exc:
         raise PolicyError(source, [Problem("(file)", f"is not UTF-8 text: {exc}")]) from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_TextDatesLoader)  # noqa: S506 - a SafeLoader
         duplicates: list[Problem] = []
-        _find_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), "", duplicates, set())
+        _find_duplicate_keys(yaml.compose(text, Loader=_TextDatesLoader), "", duplicates, set())
     except yaml.YAMLError as exc:
         raise PolicyError(source, [Problem("(file)", f"is not valid YAML: {_yaml_error(exc)}")]) from exc
     return _parse(data, source, duplicates)

@@ -41,6 +41,7 @@ from streams.core import RecordState
 COMPACT_MIN: Final = 64
 """Heaps smaller than this are never compacted (the rebuild would cost more than the stale items)."""
 RUNNING: Final = "running"
+WARNED: Final = "warned"
 BREACHED: Final = "breached"
 
 
@@ -49,8 +50,9 @@ class UrgentKpi:
     """One open, running KPI of one record, with the attributes to filter on.
 
     ``state`` is ``"breached"`` if the core has crossed the deadline (by an
-    event, or by a tick: its breach output was emitted), else ``"running"``;
-    a view derives the current picture from ``now`` with :meth:`remaining_ms`.
+    event, or by a tick: its breach output was emitted), ``"warned"`` if it
+    has crossed the warning point the same way, else ``"running"``; a view
+    derives the current picture from ``now`` with :meth:`remaining_ms`.
     """
 
     record_id: str
@@ -81,6 +83,13 @@ def urgent_entries(state: RecordState) -> list[UrgentKpi]:
         deadline = clock.deadline_ms()
         if deadline is None:
             continue
+        emitted = state.emitted_until_ms
+        if clock.breached or deadline <= emitted:
+            kpi_state = BREACHED
+        elif clock.crossed or ((upcoming := clock.next_threshold()) is not None and upcoming[0] <= emitted):
+            kpi_state = WARNED  # the first threshold is the warning when the deadline is not crossed yet
+        else:
+            kpi_state = RUNNING
         entries.append(
             UrgentKpi(
                 record_id=state.record_id,
@@ -92,7 +101,7 @@ def urgent_entries(state: RecordState) -> list[UrgentKpi]:
                 tier=tier,
                 entity_type=live.entity_type,
                 policy=clock.policy,
-                state=BREACHED if clock.breached or deadline <= state.emitted_until_ms else RUNNING,
+                state=kpi_state,
             )
         )
     return entries
@@ -116,10 +125,12 @@ class UrgencyIndex:
     """Open, running KPIs by deadline: the global order and one order per owner, queue and tier.
 
     ``visited`` is the number of heap nodes the last :meth:`most_urgent` call
-    read (for tests and benchmarks).
+    read (for tests and benchmarks). ``states`` counts the indexed entries by
+    ``state``, kept as entries come and go, so that a gauge of open KPIs by
+    state never walks the index.
     """
 
-    __slots__ = ("_all", "_by_owner", "_by_queue", "_by_tier", "_live", "_records", "_seq", "visited")
+    __slots__ = ("_all", "_by_owner", "_by_queue", "_by_tier", "_live", "_records", "_seq", "states", "visited")
 
     def __init__(self) -> None:
         self._all = _Heap()
@@ -129,6 +140,7 @@ class UrgencyIndex:
         self._live: dict[int, UrgentKpi] = {}
         self._records: dict[str, dict[tuple[str, int], int]] = {}
         self._seq = 0
+        self.states: dict[str, int] = {}
         self.visited = 0
 
     def __len__(self) -> int:
@@ -177,6 +189,7 @@ class UrgencyIndex:
         self._seq += 1
         seq = self._seq
         self._live[seq] = entry
+        self.states[entry.state] = self.states.get(entry.state, 0) + 1
         item: _Item = (entry.deadline_ms, entry.record_id, entry.kpi, entry.kpi_instance, seq, entry)
         for heap in (
             self._all,
@@ -198,6 +211,7 @@ class UrgencyIndex:
 
     def _kill(self, seq: int) -> None:
         entry = self._live.pop(seq)
+        self.states[entry.state] -= 1
         self._release(self._all)
         for heaps, key in ((self._by_owner, entry.owner), (self._by_queue, entry.queue), (self._by_tier, entry.tier)):
             heap = heaps[key]

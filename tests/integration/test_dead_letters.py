@@ -16,7 +16,7 @@ from agents.topics import TopicNames, ensure_topics
 from schemas.codec import DEAD_LETTER, INPUT_MESSAGE, encode_event, encode_tick
 from streams.events import RecordEvent
 from tests.integration.pipeline import produce, read_all, wait_caught_up
-from tests.integration.test_web import free_port, get, wait_ready
+from tests.integration.web import free_port, get, wait_ready
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from schemas.codec import KPI_DURATION, KPI_TRANSITION, SLA_ALERT, encode_event
 from sinks.clickhouse import open_sink
 from streams.events import ActivityEvent, CallEvent
 from tests.integration.pipeline import Message, lag, produce, read_all, simulated_stream, wait_caught_up
-from tests.integration.test_web import free_port, get
+from tests.integration.web import free_port, get
 
 pytestmark = pytest.mark.integration
 

@@ -4,13 +4,8 @@ urgent list gathers the KPIs of every partition whichever worker holds them, and
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,40 +16,12 @@ from agents.topics import TopicNames, ensure_topics
 from schemas.codec import encode_event, encode_tick
 from streams.events import RecordEvent
 from tests.integration.pipeline import produce, wait_caught_up
+from tests.integration.web import free_port, get, wait_ready
 
 pytestmark = pytest.mark.integration
 
 H = 3_600_000
 T0 = 1_777_878_000_000  # Monday 2026-05-04 09:00 in Berlin
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(port: int, path: str) -> tuple[int, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
-            body = response.read()
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        body, status = exc.read(), exc.code
-    text = body.decode()
-    return status, json.loads(text) if text.startswith("{") else text
-
-
-def wait_ready(port: int, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if get(port, "/ready")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"the worker on port {port} never became ready")
 
 
 def test_views_answer_across_two_workers(settings: Settings, tmp_path: Path) -> None:

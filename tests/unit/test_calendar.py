@@ -404,7 +404,10 @@ def test_parse_reports_every_problem_with_its_path() -> None:
             "calendars.office.hours.funday",
             "unknown weekday 'funday'; expected mon, tue, wed, thu, fri, sat, sun or a range such as mon-fri",
         ),
-        ("calendars.office.holidays[0]", "expected a date (YYYY-MM-DD), got '2026-02-30'"),
+        (
+            "calendars.office.holidays[0]",
+            "expected a date (YYYY-MM-DD) that exists, got '2026-02-30' (day is out of range for month)",
+        ),
         ("calendars.office.holidays[1].note", "unknown key 'note'; expected date, hours"),
         ("calendars.office.holidays[1].hours[0]", "expected \"HH:MM-HH:MM\" (24-hour local time), got '8:00-12'"),
         ("calendars.office.holidays[2].date", "required: the holiday's local date (YYYY-MM-DD)"),

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
+from schemas.messages import duration_message
 from streams.core import EventRejected, RecordState, SlaCore, snapshot
 from streams.events import RecordEvent
 from streams.kpi import KpiState
@@ -532,3 +533,59 @@ def test_snapshot_restores_an_identical_state() -> None:
     assert run.state is not None
     restored = run.core.restore(snapshot(run.state))
     assert restored == run.state and snapshot(restored) == snapshot(run.state)
+
+
+BREACH_THEN_PAUSE = """
+version: "v1"
+lateness: {allowed: 0s, max: 2d}
+calendars:
+  always: {preset: "24/7", timezone: UTC}
+policies:
+  - name: repair
+    applies_when: {entity_type: case}
+    calendar: always
+    kpis:
+      - name: repair
+        target: 4h
+        start: {kind: created}
+        stop: {kind: resolved}
+        cancel: {kind: cancelled}
+        pause: {kind: status_changed, status: at_external_service}
+        resume: {kind: status_changed, status: {not: at_external_service}}
+        escalations: [{after: 2h, actions: [{notify: director}]}]
+"""
+
+
+def test_a_pause_after_the_breach_does_not_move_the_deadline() -> None:
+    """Regression: after breach, pause and resume, outputs reported the resume instant as the deadline."""
+    run = Run(parse_policies(yaml.safe_load(BREACH_THEN_PAUSE), "test"))
+    t0 = at("2026-05-04 08:00", UTC)
+    run.event("created", t0)
+    [breach] = run.advance(t0 + 4 * H)
+    assert (breach.kind, breach.deadline_ms) == (OutputKind.BREACH, t0 + 4 * H)
+    [paused] = run.event("status_changed", t0 + 5 * H, status="at_external_service")
+    [resumed] = run.event("status_changed", t0 + 6 * H, status="repaired_by_manufacturer")
+    assert run.state is not None
+    assert run.core.restore(snapshot(run.state)) == run.state  # the deadline survives a restart
+    [escalation] = run.advance(t0 + 7 * H)  # 4h + 2h of business time: 5h used by the pause, 1h after the resume
+    [done] = run.event("resolved", t0 + 8 * H)
+    for output in (paused, resumed, escalation, done):
+        assert output.deadline_ms == t0 + 4 * H, output.kind
+    assert (escalation.kind, escalation.at_ms, done.reason) == (OutputKind.ESCALATION, t0 + 7 * H, "met_late")
+    row = duration_message(done)
+    assert row is not None and (row["deadline_ms"], row["ended_at_ms"] - row["deadline_ms"]) == (t0 + 4 * H, 4 * H)
+    assert (row["outcome"], row["business_ms"], row["paused_ms"]) == ("breached", 7 * H, H)
+
+
+def test_a_kpi_cancelled_while_paused_after_its_breach_was_breached() -> None:
+    run = Run(parse_policies(yaml.safe_load(BREACH_THEN_PAUSE), "test"))
+    t0 = at("2026-05-04 08:00", UTC)
+    run.event("created", t0)
+    run.event("status_changed", t0 + 5 * H, status="at_external_service")
+    [cancelled] = run.event("cancelled", t0 + 6 * H)
+    row = duration_message(cancelled)
+    assert row is not None and (row["deadline_ms"], row["outcome"], row["breached"]) == (
+        t0 + 4 * H,
+        "cancelled",
+        True,
+    )
