@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.options import command
 from agents.runtime import tune_gc
 from agents.settings import DEFAULT_POLICIES
 from agents.simulate import GOAL_EVENTS_PER_SECOND as GOAL_SIMULATE_EVENTS_PER_SECOND
@@ -237,25 +238,43 @@ def report(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def add_command(commands: Any) -> None:
     """Add ``slaflow bench`` and its benchmarks to the CLI."""
-    bench = commands.add_parser("bench", help="run a benchmark and print one JSON object")
+    bench = command(
+        commands,
+        "bench",
+        "run a benchmark and print one JSON object (make bench runs them all)",
+        "Measure slaflow on this machine: each benchmark prints one JSON object with its figures and goals.",
+    )
     which = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    core = which.add_parser("core", help="the SLA core on a synthetic mixed workload")
-    core.add_argument("--cases", type=int, default=Workload.cases, help="cases opened (default %(default)s)")
-    core.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy file (default: shipped)")
+    core = command(which, "core", "the SLA core on a synthetic mixed workload", "The SLA core alone, in process.")
+    core.add_argument("--cases", type=int, default=Workload.cases, metavar="N", help="cases opened")
+    core.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, metavar="FILE", help="policy file")
     core.set_defaults(func=_cmd_core)
     add_simulate_bench(which)
-    pipeline = which.add_parser("pipeline", help="end to end through a real broker and one worker, and lateness")
-    pipeline.add_argument("--cases", type=int, default=40_000, help="cases in the throughput run (%(default)s)")
-    pipeline.add_argument("--rate", type=int, default=1_000, help="new cases per second, lateness run (%(default)s)")
-    pipeline.add_argument("--seconds", type=float, default=20.0, help="length of the lateness run (%(default)s)")
+    pipeline = command(
+        which,
+        "pipeline",
+        "end to end through a real broker and one worker, and alert lateness",
+        "Events through a local broker and one worker, with a bare consumer as the baseline, then alert lateness "
+        "under a steady load.",
+    )
+    pipeline.add_argument("--cases", type=int, default=40_000, metavar="N", help="cases in the throughput run")
+    pipeline.add_argument("--rate", type=int, default=1_000, metavar="N", help="new cases per second, lateness run")
+    pipeline.add_argument("--seconds", type=float, default=20.0, metavar="SECONDS", help="length of the lateness run")
     pipeline.set_defaults(func=_cmd_pipeline)
-    sink = which.add_parser("sink", help="Kafka message values into the embedded ClickHouse engine, rows per second")
-    sink.add_argument("--days", type=float, default=5.0, help="simulated days of messages (default %(default)s)")
-    sink.add_argument("--cases-per-day", type=int, default=2_000, help="default %(default)s")
-    sink.add_argument("--seed", type=int, default=1, help="default %(default)s")
+    sink = command(
+        which,
+        "sink",
+        "Kafka message values into the embedded ClickHouse engine, rows per second",
+        "The ClickHouse sink's write path on simulated messages, against a plain clickhouse-connect insert.",
+    )
+    sink.add_argument("--days", type=float, default=5.0, metavar="DAYS", help="simulated days of messages")
+    sink.add_argument("--cases-per-day", type=int, default=2_000, metavar="N", help="cases per simulated day")
+    sink.add_argument("--seed", type=int, default=1, metavar="N", help="random seed")
     sink.set_defaults(func=_cmd_sink)
-    every = which.add_parser("all", help="every benchmark; write one JSON report (make bench)")
-    every.add_argument("--out", type=Path, default=Path("bench") / "results.json", help="report path")
+    every = command(
+        which, "all", "every benchmark; write one JSON report (make bench)", "Run every benchmark in one go."
+    )
+    every.add_argument("--out", type=Path, default=Path("bench") / "results.json", metavar="FILE", help="report path")
     every.set_defaults(func=_cmd_all)
 
 

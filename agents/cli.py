@@ -1,9 +1,15 @@
 """The ``slaflow`` command line.
 
-Every subcommand reads :class:`agents.settings.Settings` from the environment
-and lets flags override it. Errors in settings or files end the command with
-a one-paragraph message and exit code 2; nothing prints a traceback at a user
-for a mistake of theirs.
+Every subcommand reads :class:`agents.settings.Settings` from the environment and lets its flags override it;
+each shows only the flags it uses (:mod:`agents.options`). A user's mistake never ends in a traceback: it ends
+with one paragraph (what is wrong, what to do) and the same exit code in every command:
+
+====  ===========================================================================================
+0     done
+1     the command ran and failed (a query failed, the output was closed early, a broker crashed)
+2     configuration: a bad flag, variable or file, Kafka or ClickHouse that cannot be reached
+130   interrupted (Ctrl-C)
+====  ===========================================================================================
 """
 
 from __future__ import annotations
@@ -14,65 +20,46 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Final
 
-from agents import bench, produce, replay, report, simulate
+from agents import alerts, bench, produce, replay, report, simulate
+from agents.options import CLICKHOUSE, INPUT_TOPICS, KAFKA, OUTPUT_TOPICS, HelpFormatter, add_settings, command
+from agents.options import settings_from as _settings
 from agents.runtime import tune_gc
-from agents.settings import Settings
 from deploy.kafka.broker import BrokerError
 from deploy.kafka.broker import main as broker_main
-from streams.errors import ConfigError, SlaflowError
+from streams.errors import ConfigError, SlaflowError, Unavailable
 
-EXIT_CONFIG = 2
-TOPIC_FLAGS = ("case_events", "calls", "alerts", "transitions", "durations", "dead_letters")
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_CONFIG: Final = 2
+EXIT_INTERRUPTED: Final = 130
 
-
-def _settings_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bootstrap", dest="kafka_bootstrap", help="Kafka bootstrap servers [KAFKA_BOOTSTRAP]")
-    parser.add_argument("--topic-prefix", help="prefix of the topic names [SLAFLOW_TOPIC_PREFIX]")
-    parser.add_argument("--partitions", help="partitions of created topics [SLAFLOW_PARTITIONS]")
-    parser.add_argument("--policies", help="SLA policy file, YAML [SLAFLOW_POLICIES]")
-    parser.add_argument("--clickhouse-url", help="chdb:///path or http(s)://host:8123 [SLAFLOW_CLICKHOUSE_URL]")
-    parser.add_argument("--clickhouse-database", help="database of the slaflow tables [SLAFLOW_CLICKHOUSE_DATABASE]")
-    parser.add_argument("--data-dir", help="local state directory [SLAFLOW_DATA_DIR]")
-    parser.add_argument("--web-port", help="worker web port, 0 for none [SLAFLOW_WEB_PORT]")
-    parser.add_argument("--web-bind", help="address the web server listens on [SLAFLOW_WEB_BIND]")
-    parser.add_argument("--log-level", help="debug, info, warn, error [SLAFLOW_LOG_LEVEL]")
-    parser.add_argument("--store", help="SLA table store: memory or rocksdb [SLAFLOW_STORE]")
-    parser.add_argument("--processing-guarantee", help="exactly_once or at_least_once [SLAFLOW_PROCESSING_GUARANTEE]")
-    for topic in TOPIC_FLAGS:
-        parser.add_argument(
-            f"--topic-{topic.replace('_', '-')}", help=f"name of the {topic} topic [SLAFLOW_TOPIC_{topic.upper()}]"
-        )
+WORKER_SETTINGS: Final = (
+    *KAFKA, *INPUT_TOPICS, *OUTPUT_TOPICS, "partitions", "replication_factor", "app_id", "policies", "data_dir",
+    "store", "processing_guarantee", "tick_interval_s", "batch_size", "batch_window_s", "commit_interval_s",
+    "max_cached_records", "web_port", "web_bind", "web_host", "log_level",
+)  # fmt: skip
+SINK_SETTINGS: Final = (
+    *KAFKA, *INPUT_TOPICS, "topic_alerts", "topic_transitions", "topic_durations", "app_id", *CLICKHOUSE,
+    "sink_batch_rows", "sink_flush_s", "sink_metrics_port", "web_bind", "log_level",
+)  # fmt: skip
+RUN_SETTINGS: Final = (*KAFKA, "partitions", "policies", "data_dir", "display_tz")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    flags = {
-        name: getattr(args, name, None)
-        for name in (
-            "kafka_bootstrap",
-            "topic_prefix",
-            "partitions",
-            "policies",
-            "clickhouse_url",
-            "clickhouse_database",
-            "data_dir",
-            "web_port",
-            "web_bind",
-            "log_level",
-            "store",
-            "processing_guarantee",
-            "sink_metrics_port",
-            *(f"topic_{topic}" for topic in TOPIC_FLAGS),
-        )
-    }
-    return Settings.from_env().replace(**flags)
+def slaflow_version() -> str:
+    """The installed slaflow's version."""
+    try:
+        return version("slaflow")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one SLA worker until SIGINT/SIGTERM."""
     import faust  # noqa: PLC0415 - heavy import, only this command needs it
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
 
     from agents.app import create_app  # noqa: PLC0415
     from agents.topics import ensure_topics  # noqa: PLC0415
@@ -80,23 +67,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not settings.kafka_bootstrap:
         raise ConfigError(
-            "no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap (or use `slaflow run`, which starts one)"
+            "no Kafka broker: set KAFKA_BOOTSTRAP or pass --bootstrap HOST:PORT (or use `slaflow run`, which starts "
+            "one)"
         )
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    app = create_app(settings)  # reads the policy file first: a mistake in it is reported before Kafka is asked
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(ensure_topics(settings))
-    except (KafkaError, OSError, TimeoutError) as exc:
-        raise BrokerError(
-            f"cannot reach Kafka at {settings.kafka_bootstrap} ({type(exc).__name__}: {exc}). Is the broker running "
-            "and KAFKA_BOOTSTRAP (or --bootstrap) right? `slaflow kafka` starts a local one."
-        ) from exc
-    app = create_app(settings)
+    loop.run_until_complete(ensure_topics(settings))
     tune_gc()
     worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
     worker.execute_from_commandline()
-    return 0  # pragma: no cover - execute_from_commandline exits
+    return EXIT_OK  # pragma: no cover - execute_from_commandline exits
 
 
 def cmd_sink(args: argparse.Namespace) -> int:
@@ -105,32 +87,34 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     if not settings.kafka_bootstrap:
-        raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap")
-    logging.getLogger().setLevel({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))
+        raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or pass --bootstrap HOST:PORT")
+    level = logging.getLevelName({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))
+    logging.getLogger().setLevel(level)
+    logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))  # its INFO lines are about its own internals
     return serve(settings)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Bring the ClickHouse database to the latest schema and say what was done."""
-    from sinks.clickhouse import connect, migrate  # noqa: PLC0415
+    from sinks.clickhouse import connect, masked, migrate  # noqa: PLC0415
 
     settings = _settings(args)
     url, database = settings.effective_clickhouse_url, settings.clickhouse_database
     client = connect(url, database)
     try:
-        report = migrate(client, database)
+        done = migrate(client, database)
     finally:
         client.close()
-    applied = ", ".join(report.applied) if report.applied else "nothing to apply"
-    print(f"ClickHouse {url} database {database}: schema version {report.found} -> {report.version} ({applied})")
-    return 0
+    applied = ", ".join(done.applied) if done.applied else "nothing to apply"
+    print(f"ClickHouse {masked(url)} database {database}: schema version {done.found} -> {done.version} ({applied})")
+    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The demo: local broker, worker, simulated contact centre, alerts printed."""
     from agents.demo import run_demo  # noqa: PLC0415
 
-    settings = _settings(args).replace(tick_interval_s=0)  # the simulated feed is the clock
+    settings = _settings(args, tick_interval_s=0)  # the simulated feed is the clock
     if args.data_dir is None and "SLAFLOW_DATA_DIR" not in os.environ:
         settings = settings.replace(data_dir=Path(".data") / "run")
     return run_demo(settings, duration_s=args.duration)
@@ -138,40 +122,78 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="slaflow", description="SLA timers for contact centres, on Kafka.")
+    parser = argparse.ArgumentParser(
+        prog="slaflow",
+        description="SLA timers for contact centres, as a Kafka stream: every command below has its own --help.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"slaflow {slaflow_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    worker = commands.add_parser("worker", help="run an SLA worker (Faust) against a Kafka cluster")
-    _settings_flags(worker)
-    worker.set_defaults(func=cmd_worker)
-
-    run = commands.add_parser("run", help="demo: local Kafka + worker + simulated contact centre, alerts printed")
-    _settings_flags(run)
-    run.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: Ctrl-C)")
+    run = command(
+        commands,
+        "run",
+        "the demo: a local Kafka, a worker, a sink and a simulated contact centre; alerts printed as they fire",
+        "Start a local Apache Kafka broker (unless --bootstrap names one), a worker, a ClickHouse sink and a "
+        "simulated contact centre running 120 times faster than real time; print every alert as it fires; at the "
+        "end (Ctrl-C or --duration) print what happened per queue and write the HTML report.",
+    )
+    run.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
+    add_settings(run, RUN_SETTINGS)
     run.set_defaults(func=cmd_run)
 
-    sink = commands.add_parser("sink", help="write the topics into ClickHouse (a consumer group of its own)")
-    _settings_flags(sink)
-    sink.add_argument(
-        "--metrics-port", dest="sink_metrics_port", help="port of /metrics, 0 for none [SLAFLOW_SINK_METRICS_PORT]"
+    worker = command(
+        commands,
+        "worker",
+        "run an SLA worker (Faust) against a Kafka cluster",
+        "Consume the input topics, keep every record's SLA state, fire warnings, breaches and escalations on time "
+        "and publish them with every KPI transition and duration, exactly once. Serves the record views, "
+        "/sla/urgent, /health, /ready and /metrics. Runs until SIGTERM or Ctrl-C.",
     )
-    sink.set_defaults(func=cmd_sink)
+    add_settings(worker, WORKER_SETTINGS)
+    worker.set_defaults(func=cmd_worker)
 
-    clickhouse = commands.add_parser("clickhouse", help="ClickHouse schema: slaflow clickhouse migrate")
-    clickhouse_commands = clickhouse.add_subparsers(dest="clickhouse_command", required=True, metavar="ACTION")
-    migrate = clickhouse_commands.add_parser("migrate", help="create or upgrade the slaflow tables and views")
-    _settings_flags(migrate)
-    migrate.set_defaults(func=cmd_migrate)
-
-    report.add_command(commands)
-    replay.add_command(commands)
+    alerts.add_command(commands)
     produce.add_command(commands)
     simulate.add_command(commands)
+    replay.add_command(commands)
+
+    sink = command(
+        commands,
+        "sink",
+        "write the topics into ClickHouse (a consumer group of its own)",
+        "Read the alerts, KPI transitions, KPI durations, case events and calls (read_committed) and write them "
+        "into ClickHouse tables for analysts, committing only what ClickHouse acknowledged. Runs until SIGTERM "
+        "or Ctrl-C.",
+    )
+    add_settings(sink, SINK_SETTINGS)
+    sink.set_defaults(func=cmd_sink)
+
+    report.add_command(commands)
+
+    clickhouse = command(
+        commands, "clickhouse", "the ClickHouse schema: slaflow clickhouse migrate", "Manage the ClickHouse schema."
+    )
+    actions = clickhouse.add_subparsers(dest="action", required=True, metavar="ACTION")
+    migrate = command(
+        actions,
+        "migrate",
+        "create or upgrade the slaflow tables and views",
+        "Apply the schema migrations the database lacks and create the views (the sink does this at start too).",
+    )
+    add_settings(migrate, CLICKHOUSE)
+    migrate.set_defaults(func=cmd_migrate)
+
     bench.add_command(commands)
 
-    kafka = commands.add_parser("kafka", help="start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)")
-    kafka.add_argument("--data-dir", default=None, help="broker data directory (default: temporary)")
-    kafka.add_argument("--port", default="0", help="broker port (default: a free one)")
+    kafka = command(
+        commands,
+        "kafka",
+        "start a local Kafka broker on 127.0.0.1 and wait (Ctrl-C stops it)",
+        "Start a single-node Apache Kafka broker (KRaft) on 127.0.0.1, print its address, and run until Ctrl-C.",
+    )
+    kafka.add_argument("--data-dir", default=None, metavar="DIR", help="broker data directory (default: temporary)")
+    kafka.add_argument("--port", default="0", metavar="PORT", help="broker port (0: a free one)")
     kafka.set_defaults(
         func=lambda a: broker_main([*(["--data-dir", a.data_dir] if a.data_dir else []), "--port", a.port])
     )
@@ -179,18 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``slaflow`` console script."""
+    """Entry point of the ``slaflow`` console script: run the command, map its failure to an exit code."""
     args = build_parser().parse_args(argv)
     # The worker logs through Faust; the other commands print for people and log only trouble.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    name = f"slaflow {args.command}"
     try:
         code: int = args.func(args)
-    except (ConfigError, BrokerError) as exc:
-        print(f"slaflow {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
-    except SlaflowError as exc:
-        print(f"slaflow {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (ConfigError, Unavailable) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (BrokerError, SlaflowError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return code
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 
 from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
+from agents.topics import start_client
 from schemas.codec import encode_event, encode_tick
 
 HOUR_MS = 3_600_000
@@ -49,7 +50,7 @@ async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Ev
     """Produce the simulated events and clock ticks in accelerated time until ``stop`` is set or the simulation
     ends; return the events sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
-    await producer.start()
+    await start_client(producer, bootstrap)
     origin_ms = feed.config.start_ms
     wall0 = time.monotonic()
     next_tick = wall0

@@ -1,4 +1,4 @@
-"""``slaflow produce``: JSON-lines events into the input topic as Avro, keyed by their routing key.
+"""``slaflow produce``: JSON-lines events into the input topics as Avro, keyed by their routing key.
 
 Lines are parsed with :func:`streams.events.parse_event` (the format of
 ``slaflow replay``: record, activity and call events), and each message is
@@ -6,6 +6,11 @@ keyed by :func:`streams.events.routing_key` (the record whose state it
 changes). A line that is not a valid event is reported on stderr with its line
 number and reason and skipped, and the run goes on. Sends are
 batched by the producer (``linger_ms``) and awaited together, never one by one.
+
+It writes only to topics that exist (a typo in the prefix must not create a
+new set of topics) unless ``--create-topics`` says so, and it says where its
+events went: per topic, how many. Interrupted (Ctrl-C), it says how many were
+sent (acknowledged by the broker) and exits with 130.
 """
 
 from __future__ import annotations
@@ -14,17 +19,23 @@ import argparse
 import asyncio
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Final, TextIO
 
 from aiokafka import AIOKafkaProducer
 
-from agents.replay import MAX_PRINTED_REJECTS
+from agents.options import INPUT_TOPICS, KAFKA, add_settings, command, settings_from
 from agents.settings import Settings
-from agents.topics import TopicNames, ensure_topics
+from agents.topics import TopicNames, require_topics, start_client
 from schemas.codec import encode_input
+from streams.errors import ConfigError
 from streams.events import CallEvent, EventError, InputEvent, parse_event_line, routing_key
+
+MAX_PRINTED_REJECTS: Final = 20
+"""Rejected lines reported on stderr; the rest are only counted."""
+EXIT_INTERRUPTED: Final = 130
 
 
 def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[InputEvent]:
@@ -43,56 +54,93 @@ def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator
         print(f"{source}: {rejected - MAX_PRINTED_REJECTS} more rejected lines", file=errors)
 
 
-async def produce(settings: Settings, events: Iterable[InputEvent], batch: int = 10_000) -> int:
-    """Send ``events`` to the input topics (created if missing): call events to the calls topic, the others to
-    the case-events topic, each keyed by the record it concerns; return how many were sent."""
-    await ensure_topics(settings)
+async def produce(
+    settings: Settings,
+    events: Iterable[InputEvent],
+    batch: int = 10_000,
+    *,
+    create_topics: bool = True,
+    sent: Counter[str] | None = None,
+) -> int:
+    """Send ``events`` to the input topics: call events to the calls topic, the others to the case-events topic,
+    each keyed by the record it concerns; return how many were sent.
+
+    ``sent`` counts, per topic, the events the broker acknowledged (kept up to date, so that an interrupted run
+    can say how far it got). Missing topics are created only with ``create_topics``
+    (:func:`agents.topics.require_topics`).
+    """
     names = TopicNames.of(settings)
+    await require_topics(settings, names.inputs, create=create_topics)
+    counted: Counter[str] = Counter() if sent is None else sent
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
         max_batch_size=256 * 1024,
     )  # fmt: skip
-    await producer.start()
-    sent = 0
+    await start_client(producer, settings.kafka_bootstrap)
     try:
-        pending: list[Any] = []
+        pending: list[tuple[str, Any]] = []
         for event in events:
             topic = names.calls if isinstance(event, CallEvent) else names.case_events
-            pending.append(await producer.send(topic, encode_input(event), key=routing_key(event).encode()))
+            pending.append((topic, await producer.send(topic, encode_input(event), key=routing_key(event).encode())))
             if len(pending) >= batch:
-                await asyncio.gather(*pending)
-                sent += len(pending)
+                await _acknowledged(pending, counted)
                 pending = []
-        await asyncio.gather(*pending)
-        sent += len(pending)
+        await _acknowledged(pending, counted)
     finally:
         await producer.stop()
-    return sent
+    return sum(counted.values())
+
+
+async def _acknowledged(pending: list[tuple[str, Any]], sent: Counter[str]) -> None:
+    for topic, future in pending:
+        await future
+        sent[topic] += 1
 
 
 def add_command(commands: Any) -> None:
     """Add ``slaflow produce`` to the CLI."""
-    parser = commands.add_parser("produce", help="send JSON-lines events to the input topic as Avro")
-    parser.add_argument("--events", required=True, help="JSON-lines event file, or - for stdin")
-    parser.add_argument("--bootstrap", dest="kafka_bootstrap", help="Kafka bootstrap servers [KAFKA_BOOTSTRAP]")
-    parser.add_argument("--topic-prefix", help="prefix of the topic names [SLAFLOW_TOPIC_PREFIX]")
+    parser = command(
+        commands,
+        "produce",
+        "send JSON-lines events to the input topics as Avro",
+        "Read events (one JSON object per line, the format of `slaflow replay`), encode them as Avro and send "
+        "them to the input topics, each keyed by the record it concerns: call events to PREFIX.calls, the others "
+        "to PREFIX.case-events. Lines that are not valid events are reported and skipped. Writes only to topics "
+        "that exist, unless --create-topics.",
+    )
+    parser.add_argument("--events", required=True, metavar="FILE", help="JSON-lines event file, or - for stdin")
+    parser.add_argument(
+        "--create-topics", action="store_true", help="create slaflow's topics if they are missing (default: refuse)"
+    )
+    add_settings(parser, (*KAFKA, *INPUT_TOPICS, "partitions", "replication_factor"))
     parser.set_defaults(func=_cmd_produce)
 
 
 def _cmd_produce(args: argparse.Namespace) -> int:
-    settings = Settings.from_env().replace(kafka_bootstrap=args.kafka_bootstrap, topic_prefix=args.topic_prefix)
+    settings = settings_from(args)
     if not settings.kafka_bootstrap:
-        print("slaflow produce: error: no Kafka broker: set KAFKA_BOOTSTRAP or --bootstrap", file=sys.stderr)
-        return 2
+        raise ConfigError("no Kafka broker: set KAFKA_BOOTSTRAP or pass --bootstrap HOST:PORT")
     try:
         handle: BinaryIO = sys.stdin.buffer if args.events == "-" else Path(args.events).open("rb")  # noqa: SIM115
     except OSError as exc:
-        print(f"slaflow produce: error: cannot read {args.events}: {exc.strerror}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"cannot read {args.events}: {exc.strerror or exc}") from exc
     started = time.monotonic()
-    with handle:
-        sent = asyncio.run(produce(settings, read_events(handle, args.events, sys.stderr)))
-    elapsed = time.monotonic() - started
-    names = TopicNames.of(settings)
-    print(f"sent {sent} events to {names.case_events} and {names.calls} in {elapsed:.1f} s", file=sys.stderr)
+    sent: Counter[str] = Counter()
+    try:
+        with handle:
+            asyncio.run(
+                produce(settings, read_events(handle, args.events, sys.stderr), create_topics=args.create_topics,
+                        sent=sent)
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"slaflow produce: interrupted: {_where(sent)} before the interruption", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"slaflow produce: {_where(sent)} in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
+
+
+def _where(sent: Counter[str]) -> str:
+    """``sent 1,812 events: 1,700 to P.case-events, 112 to P.calls``."""
+    total = sum(sent.values())
+    parts = ", ".join(f"{n:,} to {topic}" for topic, n in sorted(sent.items()))
+    return f"sent {total:,} event{'s' if total != 1 else ''}" + (f" ({parts})" if parts else "")

@@ -25,10 +25,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Final
 
+from agents.options import add_settings, command, instant_arg, settings_from
 from agents.runtime import tune_gc
 from streams.core import EventRejected, SlaCore
 from streams.errors import PolicyError
-from streams.events import EventError, core_event, format_instant_ms, parse_event_line, parse_instant_ms
+from streams.events import EventError, core_event, format_instant_ms, parse_event_line
 from streams.outputs import Output, OutputKind
 from streams.policy import load_policies
 from streams.replay import Replayer
@@ -46,54 +47,39 @@ STDIN_REJECTS: Final = "replay.rejects.jsonl"
 
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``replay`` subcommand to the ``slaflow`` parser; its ``func`` returns the exit code."""
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "replay",
-        help="run a policy file over a file of past events (JSON lines) and write the outputs",
-        description=(
-            "Replay past events through the SLA core with the events' own time and write every output (KPI "
-            "transitions, warnings, breaches, escalations) as JSON lines. Unusable lines are reported, written "
-            "to the rejects file and skipped."
-        ),
+        "run a policy file over a file of past events (JSON lines) and write the outputs",
+        "Replay past events through the SLA core with the events' own time and write every output (KPI "
+        "transitions, warnings, breaches, escalations) as JSON lines. Unusable lines are reported, written to "
+        "the rejects file and skipped.",
     )
-    parser.add_argument("--policies", required=True, metavar="FILE", help="SLA policy file (YAML)")
-    parser.add_argument(
-        "--events", required=True, metavar="FILE.jsonl", help="events, one JSON object per line ('-': stdin)"
-    )
+    add_settings(parser, ("policies",))
+    parser.add_argument("--events", required=True, metavar="FILE", help="events, one JSON object per line ('-': stdin)")
     parser.add_argument(
         "--until",
         type=instant_arg,
         default=None,
         metavar="INSTANT",
-        help="after the last event, let time run to INSTANT (ISO 8601 with an offset, or UTC epoch ms) and fire "
-        "every deadline due by then",
+        help="after the last event, let time run to INSTANT (now, ISO 8601 with an offset, or UTC epoch ms) and "
+        "fire every deadline due by then",
     )
-    parser.add_argument(
-        "--out", default=None, metavar="FILE.jsonl", help="outputs, one JSON per line (default: stdout)"
-    )
+    parser.add_argument("--out", default=None, metavar="FILE", help="outputs, one JSON per line (default: stdout)")
     parser.add_argument(
         "--rejects",
         default=None,
-        metavar="FILE.jsonl",
+        metavar="FILE",
         help=f"rejected lines (default: <events file>.rejects.jsonl; {STDIN_REJECTS} for stdin)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors still shown)")
     parser.set_defaults(func=cmd_replay)
 
 
-def instant_arg(text: str) -> int:
-    """An argparse type: an instant as UTC epoch ms, from ISO 8601 with an offset or epoch ms."""
-    ms = parse_instant_ms(text)
-    if ms is None:
-        raise argparse.ArgumentTypeError(
-            f"expected ISO 8601 with an offset (2026-03-02T10:00:00Z) or UTC epoch milliseconds, got {text!r}"
-        )
-    return ms
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run ``slaflow replay`` with parsed ``args``; return the exit code."""
     try:
-        policies = load_policies(args.policies)
+        policies = load_policies(settings_from(args).policies)
     except PolicyError as exc:
         _error(str(exc))
         return EXIT_CONFIG

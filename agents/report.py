@@ -9,9 +9,9 @@ Settings come from the environment and these flags (the same names as the other 
 ClickHouse URL and database and the data directory matter here, so the Kafka and topic flags of ``worker``
 and ``run`` are not offered.
 
-Exit codes: 0 when the report was written, 1 when ClickHouse cannot be reached or a query fails (one line on
-stderr, a password in the URL masked) or stdout was closed early, 2 for unusable settings or an HTML file that
-cannot be written.
+Exit codes: 0 when the report was written, 1 when a query fails (one line on stderr, a password in the URL
+masked) or stdout was closed early, 2 for unusable settings, a ClickHouse that cannot be reached, a data
+directory or database that holds no slaflow database, or an HTML file that cannot be written.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
+from agents.options import CLICKHOUSE, add_settings, command, positive_int, settings_from
 from agents.settings import Settings
-from sinks.clickhouse import SinkError, connect, migrate
+from sinks.clickhouse import ClickHouseUnavailable, SinkError, connect, has_slaflow_schema, masked, migrate
 from sinks.report import Report, render_text, write_report
+from streams.errors import ConfigError
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -38,44 +40,19 @@ HTML_NAME: Final = "report.html"
 
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``report`` subcommand to the ``slaflow`` parser; its ``func`` returns the exit code."""
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "report",
-        help="print the SLA bottleneck report from ClickHouse and write it as an HTML file",
-        description=(
-            "Read the KPIs, status times and calls in ClickHouse and report where breaches cluster: a headline, "
-            "the worst bottlenecks (queues, agents, tiers, KPIs, categories, statuses with the most breaches "
-            "beyond the average), breach rates per tier and queue, hours per status, telephony service level "
-            "and agent workload. The same report is written as one self-contained HTML file with charts."
-        ),
+        "print the SLA bottleneck report from ClickHouse and write it as an HTML file",
+        "Read the KPIs, status times and calls the sink wrote into ClickHouse and report where breaches cluster: "
+        "a headline, the worst bottlenecks (queues, agents, tiers, KPIs, categories, statuses with the most "
+        "breaches beyond the average), breach rates per tier and queue, hours per status, telephony service level "
+        "and agent workload. The same report is written as one self-contained HTML file with charts.",
     )
-    parser.add_argument(
-        "--html", default=None, metavar="PATH", help=f"HTML report to write (default: DATA_DIR/{HTML_NAME})"
-    )
-    parser.add_argument("--top", type=_positive, default=5, metavar="N", help="bottlenecks to rank (default: 5)")
-    parser.add_argument("--clickhouse-url", help="chdb:///path or http(s)://host:8123 [SLAFLOW_CLICKHOUSE_URL]")
-    parser.add_argument("--clickhouse-database", help="ClickHouse database [SLAFLOW_CLICKHOUSE_DATABASE]")
-    parser.add_argument("--data-dir", help="local state directory [SLAFLOW_DATA_DIR]")
+    parser.add_argument("--html", default=None, metavar="FILE", help=f"HTML report to write (default: DIR/{HTML_NAME})")
+    parser.add_argument("--top", type=positive_int, default=5, metavar="N", help="bottlenecks to rank")
+    add_settings(parser, (*CLICKHOUSE, "display_tz"))
     parser.set_defaults(func=cmd_report)
-
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
-
-
-def report_settings(args: argparse.Namespace) -> Settings:
-    """Settings from the environment, overridden by the ``report`` flags that were given."""
-    return Settings.from_env().replace(
-        clickhouse_url=getattr(args, "clickhouse_url", None),
-        clickhouse_database=getattr(args, "clickhouse_database", None),
-        data_dir=getattr(args, "data_dir", None),
-    )
 
 
 def run_report(settings: Settings, html_path: Path, top: int = 5) -> Report:
@@ -84,10 +61,16 @@ def run_report(settings: Settings, html_path: Path, top: int = 5) -> Report:
     Raises :class:`SinkError` when ClickHouse cannot be reached or a query fails, :class:`OSError` when the
     HTML file cannot be written.
     """
+    url, database = settings.effective_clickhouse_url, settings.clickhouse_database
+    hint = "the sink writes it (`slaflow sink`, or `make run`); check --data-dir or --clickhouse-url"
+    if url.startswith("chdb://") and not Path(url.removeprefix("chdb://")).is_dir():
+        raise ConfigError(f"no slaflow database in {url.removeprefix('chdb://')}: the directory does not exist; {hint}")
     with _driver_quiet():
-        client = connect(settings.effective_clickhouse_url, settings.clickhouse_database)
+        client = connect(url, database)
     try:
-        migrate(client, settings.clickhouse_database)
+        if not has_slaflow_schema(client, database):
+            raise ConfigError(f"ClickHouse {masked(url)} holds no slaflow database {database!r}; {hint}")
+        migrate(client, database)
         return write_report(client, settings.clickhouse_database, html_path, top)
     finally:
         client.close()
@@ -108,10 +91,12 @@ def _driver_quiet() -> Iterator[None]:
 def cmd_report(args: argparse.Namespace) -> int:
     """Run ``slaflow report`` with parsed ``args``; return the exit code. A ConfigError (bad settings, a bad URL or
     database name, a database of a newer slaflow) reaches ``agents.cli.main``, which says so and exits with 2."""
-    settings = report_settings(args)
+    settings = settings_from(args)
     html_path = Path(args.html) if args.html else settings.data_dir / HTML_NAME
     try:
         report = run_report(settings, html_path, args.top)
+    except ClickHouseUnavailable:
+        raise  # agents.cli.main: exit 2, as every command does for a service it cannot reach
     except SinkError as exc:
         _error((str(exc).splitlines() or ["ClickHouse failed"])[0])  # connect() masks the password
         return EXIT_FAILED

@@ -51,11 +51,11 @@ from pathlib import Path
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
 
-from agents.replay import instant_arg
+from agents.options import KAFKA, add_settings, command, instant_arg, settings_from
 from agents.settings import DEFAULT_POLICIES
 from streams.calendar import BusinessCalendar, preset
 from streams.errors import ConfigError
-from streams.events import EventError, RecordEvent, format_instant_ms, parse_event
+from streams.events import EventError, RecordEvent, event_to_json, format_instant_ms, parse_event
 from streams.policy import KpiSpec, Policy, PolicySet, load_policies, parse_duration_ms
 
 SECOND: Final = 1000
@@ -1333,91 +1333,96 @@ def _share(text: str) -> float:
 def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``slaflow simulate`` to the ``slaflow`` parser; its ``func`` returns the exit code."""
     defaults = SimulationConfig()
-    parser = subparsers.add_parser(
+    parser = command(
+        subparsers,
         "simulate",
-        help="generate a simulated contact centre's events (JSON lines) and their ground truth",
-        description=(
-            "Generate a deterministic contact centre (cases of every tier, calls, e-mails, field service, leads, "
-            "orders, invoices) as JSON-lines events in event-time order, a share of whose KPIs miss their "
-            "deadline, with optional feed faults. --truth writes the expected outcome of every KPI instance at the "
-            "end of the simulated period (replay with --until at that instant to compare)."
-        ),
+        "generate a simulated contact centre's events (JSON lines, or to Kafka) and their ground truth",
+        "Generate a deterministic contact centre (cases of every tier, calls, e-mails, field service, leads, "
+        "orders, invoices) as JSON-lines events in event-time order, a share of whose KPIs miss their deadline, "
+        "with optional feed faults. --truth writes the expected outcome of every KPI instance at the end of the "
+        "simulated period (replay with --until at that instant to compare).\n\n"
+        "To feed a worker that runs on the wall clock: --start now --speed 1 writes each event when its time "
+        "comes, e.g. `slaflow simulate --start now --speed 1 | slaflow produce --events -`.",
     )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default %(default)s)")
-    parser.add_argument("--days", type=float, default=defaults.days, help="days of arrivals (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N", help="random seed")
+    parser.add_argument("--days", type=float, default=defaults.days, metavar="DAYS", help="days of arrivals")
     parser.add_argument(
         "--settle-days",
         type=float,
         default=defaults.settle_days,
-        help="days after the last arrival during which open records go on (default %(default)s)",
+        metavar="DAYS",
+        help="days after the last arrival during which open records go on",
     )
     parser.add_argument(
         "--start",
         type=instant_arg,
         default=defaults.start_ms,
         metavar="INSTANT",
-        help="first simulated instant, ISO 8601 with an offset or UTC epoch ms (default: Monday 2026-03-02 00:00 "
-        "Europe/Berlin)",
+        help="first simulated instant: now, ISO 8601 with an offset, or UTC epoch ms (default: Monday 2026-03-02 "
+        "00:00 Europe/Berlin)",
     )
     parser.add_argument(
-        "--tier-mix",
-        type=_mix,
-        default=None,
-        metavar="VIP=0.1,Premium=0.3,Standard=0.6",
-        help="share of cases per tier",
+        "--tier-mix", type=_mix, default=None, metavar="VIP=0.1,Premium=0.3,...", help="share of cases per tier"
     )
     parser.add_argument(
-        "--cases-per-day",
-        type=int,
-        default=defaults.cases_per_day,
-        help="mean cases on a weekday (default %(default)s)",
+        "--cases-per-day", type=int, default=defaults.cases_per_day, metavar="N", help="mean cases on a weekday"
     )
-    parser.add_argument("--breach-share", type=_share, default=defaults.breach_share, help="default %(default)s")
+    parser.add_argument(
+        "--breach-share", type=_share, default=defaults.breach_share, metavar="SHARE", help="share of KPIs breached"
+    )
     parser.add_argument(
         "--other-entities-share",
         type=_share,
         default=defaults.other_entities_share,
-        help="share of arrivals that are leads, orders, invoices, e-mails (default %(default)s)",
+        metavar="SHARE",
+        help="share of arrivals that are leads, orders, invoices, e-mails",
     )
     parser.add_argument(
-        "--late-share", type=_share, default=defaults.late_share, help="share of events delivered late (default 0)"
+        "--late-share", type=_share, default=defaults.late_share, metavar="SHARE", help="share of events delivered late"
     )
     parser.add_argument(
         "--late-mean",
         type=_duration,
         default=defaults.late_mean_ms,
-        metavar="MS",
-        help="mean lateness, ms or a duration such as 30s (default %(default)s ms)",
+        metavar="DURATION",
+        help="mean lateness: milliseconds or a duration such as 30s",
     )
     parser.add_argument(
         "--duplicate-share",
         type=_share,
         default=defaults.duplicate_share,
-        help="share of events sent twice (default 0)",
+        metavar="SHARE",
+        help="share of events sent twice",
     )
     parser.add_argument(
-        "--malformed-share", type=_share, default=defaults.malformed_share, help="share of malformed lines (default 0)"
+        "--malformed-share",
+        type=_share,
+        default=defaults.malformed_share,
+        metavar="SHARE",
+        help="share of malformed lines",
     )
     parser.add_argument(
         "--skew", type=_skew, default=None, metavar="phone=-2000,email=1500", help="clock offset per source, in ms"
     )
-    parser.add_argument("--policies", type=Path, default=DEFAULT_POLICIES, help="policy file (default: shipped)")
-    parser.add_argument("--out", default=None, metavar="FILE.jsonl", help="events file (default: stdout)")
-    parser.add_argument("--truth", default=None, metavar="FILE.jsonl", help="write the ground truth here")
+    parser.add_argument("--out", default=None, metavar="FILE", help="events file (default: standard output)")
+    parser.add_argument("--truth", default=None, metavar="FILE", help="write the ground truth here")
     parser.add_argument("--quiet", action="store_true", help="no summary on stderr")
-    parser.add_argument(
-        "--kafka", action="store_true", help="send the events to the input topic as Avro instead of writing lines"
-    )
-    parser.add_argument("--bootstrap", dest="kafka_bootstrap", help="with --kafka: brokers [KAFKA_BOOTSTRAP]")
-    parser.add_argument("--topic-prefix", help="with --kafka: prefix of the topic names [SLAFLOW_TOPIC_PREFIX]")
     parser.add_argument(
         "--speed",
         type=float,
         default=0.0,
-        help="with --kafka: simulated seconds per wall second (1: real time, 60: an hour a minute), writing the "
-        "simulated time as clock ticks (run the worker with SLAFLOW_TICK_INTERVAL=0); 0: as fast as possible "
-        "(default)",
+        metavar="FACTOR",
+        help="write each event when its simulated time comes, FACTOR simulated seconds per wall second (1: real "
+        "time, 60: an hour a minute; with --kafka the simulated time also goes out as clock ticks, for a worker "
+        "with SLAFLOW_TICK_INTERVAL=0); 0: as fast as possible",
     )
+    parser.add_argument(
+        "--kafka", action="store_true", help="send the events to the input topic as Avro instead of writing lines"
+    )
+    parser.add_argument(
+        "--create-topics", action="store_true", help="with --kafka: create slaflow's topics if they are missing"
+    )
+    add_settings(parser, ("policies", *KAFKA, "topic_case_events", "partitions", "replication_factor"))
     parser.set_defaults(func=cmd_simulate)
 
 
@@ -1438,7 +1443,7 @@ def config_from_args(args: argparse.Namespace) -> SimulationConfig:
         duplicate_share=args.duplicate_share,
         malformed_share=args.malformed_share,
         skew_ms=args.skew or {},
-        policies=args.policies,
+        policies=settings_from(args).policies,
     )
 
 
@@ -1452,59 +1457,66 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         with contextlib.ExitStack() as stack:
             out = sys.stdout if args.out in (None, "-") else stack.enter_context(open(args.out, "w", encoding="utf-8"))
-            sim.write(out)
+            if args.speed > 0:
+                for event in paced(sim.events(), args.speed, time.monotonic(), origin_ms=config.start_ms):
+                    out.write(json.dumps(event_to_json(event), separators=(",", ":")) + "\n")
+                    out.flush()
+            else:
+                sim.write(out)
             out.flush()
     except BrokenPipeError:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as exc:
-        print(f"slaflow simulate: error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"cannot write {args.out}: {exc.strerror or exc}") from exc
     elapsed = time.perf_counter() - started
     if args.truth is not None:
-        try:
-            with open(args.truth, "w", encoding="utf-8") as truth:
-                sim.write_truth(truth)
-        except OSError as exc:
-            print(f"slaflow simulate: error: cannot write {args.truth}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+        _write_truth(sim, args.truth)
     if not args.quiet:
         print(summary(sim, elapsed), file=sys.stderr)
     return 0
+
+
+def _write_truth(sim: Simulation, path: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as truth:
+            sim.write_truth(truth)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
     """``--kafka``: produce the events (paced with clock ticks when ``--speed`` is given); the truth as usual."""
     from agents.feed import DemoFeed, run_feed  # noqa: PLC0415 - the feed imports this module
     from agents.produce import produce  # noqa: PLC0415
-    from agents.settings import Settings  # noqa: PLC0415
-    from agents.topics import TopicNames, ensure_topics  # noqa: PLC0415
+    from agents.topics import TopicNames, require_topics  # noqa: PLC0415
 
-    settings = Settings.from_env().replace(kafka_bootstrap=args.kafka_bootstrap, topic_prefix=args.topic_prefix)
+    settings = settings_from(args)
     if not settings.kafka_bootstrap:
-        print("slaflow simulate: error: --kafka needs a broker: set KAFKA_BOOTSTRAP or --bootstrap", file=sys.stderr)
-        return 2
+        raise ConfigError("--kafka needs a broker: set KAFKA_BOOTSTRAP or pass --bootstrap HOST:PORT")
     started = time.perf_counter()
+    topic = TopicNames.of(settings).case_events
 
     async def feed_paced() -> int:
-        await ensure_topics(settings)
+        await require_topics(settings, [topic], create=args.create_topics)
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        topic = TopicNames.of(settings).case_events
         return await run_feed(settings.kafka_bootstrap, topic, settings.partitions, stop,
                               DemoFeed(speed=args.speed, config=sim.config))  # fmt: skip
 
-    sent = asyncio.run(feed_paced() if args.speed > 0 else produce(settings, sim.events()))
+    if args.speed > 0:
+        sent = asyncio.run(feed_paced())
+    else:
+        sent = asyncio.run(produce(settings, sim.events(), create_topics=args.create_topics))
     if args.truth is not None:
         if args.speed > 0:  # the paced feed ran its own copy of the simulation: run this one for the truth
             sim.run()
-        with open(args.truth, "w", encoding="utf-8") as truth:
-            sim.write_truth(truth)
+        _write_truth(sim, args.truth)
     if not args.quiet:
-        print(f"slaflow simulate: sent {sent:,} events to {TopicNames.of(settings).case_events} in "
-              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)  # fmt: skip
+        print(f"slaflow simulate: sent {sent:,} events to {topic} in {time.perf_counter() - started:.1f} s",
+              file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -1568,10 +1580,17 @@ def bench_simulate(
 
 def add_bench_command(bench_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``simulate`` under ``slaflow bench`` (``bench_subparsers``: the ``which`` of ``agents/bench.py``)."""
-    parser = bench_subparsers.add_parser("simulate", help="the simulator: events generated per second to a file")
-    parser.add_argument("--days", type=float, default=7.0, help="simulated days (default %(default)s)")
-    parser.add_argument("--cases-per-day", type=int, default=SimulationConfig.cases_per_day, help="default %(default)s")
-    parser.add_argument("--seed", type=int, default=1, help="default %(default)s")
+    parser = command(
+        bench_subparsers,
+        "simulate",
+        "the simulator: events generated per second to a file",
+        "Generate simulated days into a temporary file and measure the events per second on one core.",
+    )
+    parser.add_argument("--days", type=float, default=7.0, metavar="DAYS", help="simulated days")
+    parser.add_argument(
+        "--cases-per-day", type=int, default=SimulationConfig.cases_per_day, metavar="N", help="cases per day"
+    )
+    parser.add_argument("--seed", type=int, default=1, metavar="N", help="random seed")
     parser.set_defaults(func=_cmd_bench)
 
 

@@ -34,10 +34,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import start_http_server
 
 from agents.settings import Settings
-from agents.topics import TopicNames, group_offsets
+from agents.topics import KafkaUnavailable, TopicNames, group_offsets, start_client
 from sinks.clickhouse import ClickHouseSink, SinkError, connect, masked, migrate
 from sinks.metrics import SinkMetrics
 from sinks.rows import TOPIC_ATTRIBUTES
+from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +232,12 @@ async def run_sink(
     end); return the rows written."""
     consumer = sink_consumer(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await consumer.start()
-    await admin.start()
+    await start_client(consumer, settings.kafka_bootstrap)
+    try:
+        await start_client(admin, settings.kafka_bootstrap)
+    except KafkaUnavailable:
+        await consumer.stop()
+        raise
     loop = SinkLoop(settings, consumer, admin, metrics)
     written = 0
     try:
@@ -261,7 +266,13 @@ def serve(settings: Settings) -> int:
     """``slaflow sink``: serve ``/metrics`` on ``sink_metrics_port`` and sink until SIGTERM or SIGINT."""
     metrics = SinkMetrics()
     if settings.sink_metrics_port:
-        start_http_server(settings.sink_metrics_port, settings.web_bind, registry=metrics.registry)
+        try:
+            start_http_server(settings.sink_metrics_port, settings.web_bind, registry=metrics.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve /metrics on {settings.web_bind}:{settings.sink_metrics_port} ({exc.strerror or exc}); "
+                "choose another port with --metrics-port (or SLAFLOW_SINK_METRICS_PORT; 0 for none)"
+            ) from exc
         log.info("sink metrics on http://%s:%d/metrics", settings.web_bind, settings.sink_metrics_port)
 
     async def main() -> int:

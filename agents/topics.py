@@ -32,17 +32,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import GroupCoordinatorNotAvailableError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 
 from agents.settings import Settings
-from streams.errors import ConfigError
+from streams.errors import ConfigError, Unavailable
 
 log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(Unavailable):
+    """Kafka cannot be reached at the configured address."""
+
+
+@contextlib.contextmanager
+def kafka_errors(bootstrap: str) -> Iterator[None]:
+    """Around a client's start: a Kafka or network error becomes one :class:`KafkaUnavailable` that says what to
+    do, and aiokafka's own log lines about the failed connection are held back (the error says it once)."""
+    driver = logging.getLogger("aiokafka")
+    level = driver.level
+    driver.setLevel(logging.CRITICAL)
+    try:
+        yield
+    except (KafkaError, OSError, TimeoutError) as exc:
+        cause = "no broker answered" if isinstance(exc, KafkaConnectionError) else str(exc) or type(exc).__name__
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {bootstrap or '(no address)'} ({cause}). Is the broker running, and is "
+            "KAFKA_BOOTSTRAP (or --bootstrap) right? `slaflow kafka` starts a local broker."
+        ) from exc
+    finally:
+        driver.setLevel(level)
+
+
+async def start_client(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient, bootstrap: str) -> None:
+    """Start a Kafka ``client``; if it cannot reach the broker, release it again and raise
+    :class:`KafkaUnavailable` (see :func:`kafka_errors`)."""
+    try:
+        with kafka_errors(bootstrap):
+            await client.start()
+    except KafkaUnavailable:
+        await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        raise
 
 
 @dataclass(frozen=True)
@@ -115,11 +155,40 @@ class TopicNames:
         return (*self.inputs, *self.outputs)
 
 
+async def missing_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Which of ``topics`` do not exist on the cluster (raises :class:`KafkaUnavailable` if it cannot be reached)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await start_client(admin, settings.kafka_bootstrap)
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [topic for topic in topics if topic not in existing]
+
+
+async def require_topics(settings: Settings, topics: Iterable[str], *, create: bool) -> None:
+    """Check that ``topics`` exist before writing to them; with ``create``, create slaflow's missing topics.
+
+    A tool must not create a new set of topics because of a typo in a prefix: without ``create`` a missing
+    topic is a :class:`ConfigError` that names it and says how to create it.
+    """
+    if create:
+        await ensure_topics(settings)
+        return
+    missing = await missing_topics(settings, topics)
+    if missing:
+        raise ConfigError(
+            f"topic {', '.join(missing)} does not exist on {settings.kafka_bootstrap}. Check --topic-prefix (or "
+            "SLAFLOW_TOPIC_PREFIX) and the topic flags: a worker creates its topics when it starts; pass "
+            "--create-topics to create them here"
+        )
+
+
 async def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Create whichever of the topics is missing; return the names created."""
     names = TopicNames.of(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=int(timeout_s * 1000))
-    await admin.start()
+    await start_client(admin, settings.kafka_bootstrap)
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names.all() if n not in existing]

@@ -45,7 +45,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from sinks.rows import TABLE_COLUMNS, Framed, Framer, Outcomes, Target
-from streams.errors import ConfigError, SlaflowError
+from streams.errors import ConfigError, SlaflowError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,10 @@ class SinkError(SlaflowError):
     def __init__(self, message: str, table: str = "") -> None:
         super().__init__(message)
         self.table = table
+
+
+class ClickHouseUnavailable(SinkError, Unavailable):
+    """ClickHouse cannot be reached (or its data directory cannot be opened)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,11 @@ def recorded_migrations(client: Client, database: str) -> dict[int, str]:
     )
     rows = client.query(f"SELECT version, checksum FROM {database}.{SCHEMA_TABLE} FINAL").result_rows
     return {int(version): str(checksum) for version, checksum in rows}
+
+
+def has_slaflow_schema(client: Client, database: str) -> bool:
+    """Whether ``database`` holds slaflow tables: its migration record exists (changes nothing)."""
+    return str(client.command(f"EXISTS TABLE {database}.{SCHEMA_TABLE}")) == "1"
 
 
 def schema_version(client: Client, database: str) -> int:
@@ -201,7 +210,7 @@ def connect(url: str, database: str) -> Client:
     except (ClickHouseError, OSError, RuntimeError) as exc:
         password = urlparse(url).password
         detail = str(exc).replace(password, "***") if password else str(exc)
-        raise SinkError(f"cannot reach ClickHouse at {masked(url)}: {detail}") from exc
+        raise ClickHouseUnavailable(f"cannot reach ClickHouse at {masked(url)}: {detail}") from exc
     return client
 
 

@@ -30,6 +30,14 @@ class ConfigError(SlaflowError):
     """Settings, flags or files that cannot be used as given. Not retriable."""
 
 
+class Unavailable(SlaflowError):
+    """A service slaflow needs (Kafka, ClickHouse) cannot be reached. Retriable: it may come back; a long-running
+    process waits for it, and a command that meets it at its start says so and stops as for a configuration
+    mistake (the address, or the service, is for the user to fix)."""
+
+    retriable = True
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong in a configuration file.
