@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import IO, Any, Final
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.options import KAFKA, OUTPUT_TOPICS, add_settings, command, settings_from
 from agents.settings import Settings
-from agents.topics import TopicNames, require_topics, start_client
+from agents.topics import TopicNames, require_topics, start_client, topic_partitions
 from schemas.codec import DEAD_LETTER, KPI_DURATION, KPI_TRANSITION, SLA_ALERT, CodecError
 from streams.display import format_relative, format_span, format_when
 from streams.errors import ConfigError
@@ -263,21 +264,20 @@ class Follow:
             enable_auto_commit=False,
             isolation_level="read_committed",
         )
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        await start_client(admin, self.settings.kafka_bootstrap)
+        try:
+            partitions = await topic_partitions(admin, list(self.topics))
+        finally:
+            await admin.close()
         await start_client(consumer, self.settings.kafka_bootstrap)
         printer = LinePrinter(self.settings.display_zone, self._write)
         try:
-            await consumer.topics()  # the cluster's metadata, for the partitions of each topic
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in self.topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
-            if self.from_beginning:
-                await consumer.seek_to_beginning(*partitions)
-            else:
-                await consumer.seek_to_end(*partitions)
+            starts = await consumer.beginning_offsets(partitions) if self.from_beginning else ends
+            for tp in partitions:  # explicit offsets: seek_to_* races with the consumer's own first reset
+                consumer.seek(tp, starts[tp])
             while True:
                 if self.stop_at_end and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
                     break

@@ -3,10 +3,13 @@
 Starts (unless ``KAFKA_BOOTSTRAP`` names a broker) a local Kafka broker,
 creates the topics, starts a worker process and a ClickHouse sink process,
 feeds simulated cases, and prints every alert as it arrives, one line each.
+Alert lines carry the stream's (simulated) time, in the display time zone.
 On Ctrl-C or after ``duration_s`` it stops the feed, the worker and the sink,
-writes what the sink had not written yet, prints what the embedded ClickHouse
-recorded and the bottleneck report's headline, writes the HTML report
-(``DATA_DIR/report.html``), and stops the broker. Children are started in
+writes what the sink had not written yet, prints per queue what a service
+manager asks first (KPIs met and breached, those still open past their
+deadline, the longest wait past a deadline) and the bottleneck report's
+headline, writes the HTML report (``DATA_DIR/report.html``), and stops the
+broker. Children are started in
 their own process groups and die with this process (``PR_SET_PDEATHSIG``),
 so nothing is left behind however the run ends.
 """
@@ -21,13 +24,13 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Final, TextIO
 
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
+from agents.alerts import ALERT, LinePrinter
 from agents.feed import DemoFeed, run_feed
 from agents.settings import Settings
 from agents.sink import catch_up
@@ -35,37 +38,14 @@ from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
 from schemas.codec import SLA_ALERT
 from sinks.clickhouse import connect
-from sinks.report import write_report
-from streams.policy import format_duration_ms
+from sinks.report_pages import write_report
+from streams.display import format_clock, format_span, format_when
 
 
-def _duration(ms: float) -> str:
-    """``1h30m``, ``45m``, ``20s``: business time as people read it, to the second."""
-    return format_duration_ms(round(ms / 1000) * 1000)
-
-
-def _instant(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%a %Y-%m-%d %H:%M UTC")
-
-
-def format_alert(alert: dict[str, Any], started: float) -> str:
-    """One human-readable line for an alert."""
-    attrs = alert["attributes"]
-    deadline = datetime.fromtimestamp(alert["deadline_ms"] / 1000, tz=UTC).strftime("%H:%M:%S")
-    share = 100 * alert["business_elapsed_ms"] / alert["target_ms"]
-    kind = f"{alert['kind']}#{alert['level']}" if alert["level"] else alert["kind"]
-    if alert["revoked"]:
-        kind = f"REVOKED {kind}"
-    return (
-        f"[+{time.time() - started:5.1f}s] {kind:<7} {alert['entity_type']} {alert['record_id']} "
-        f"{alert['kpi']} ({alert['policy']}): {_duration(alert['business_elapsed_ms'])} of "
-        f"{_duration(alert['target_ms'])} used ({share:.0f}%), deadline {deadline} UTC; "
-        f"tier={attrs.get('tier', '-')} owner={attrs.get('owner', '-')} queue={attrs.get('queue', '-')}"
-    )
-
-
-async def print_alerts(settings: Settings, stop: asyncio.Event, started: float, out: TextIO) -> int:
-    """Print alerts from the alerts topic until ``stop`` is set; return how many."""
+async def print_alerts(settings: Settings, stop: asyncio.Event, out: TextIO) -> int:
+    """Print alerts from the alerts topic until ``stop`` is set, as ``slaflow alerts`` prints them (stamped with
+    the stream's simulated time, an escalation at its breach's instant folded into the breach's line); return
+    how many alerts were read."""
     consumer = AIOKafkaConsumer(
         TopicNames.of(settings).alerts,
         bootstrap_servers=settings.kafka_bootstrap,
@@ -74,15 +54,19 @@ async def print_alerts(settings: Settings, stop: asyncio.Event, started: float, 
         enable_auto_commit=False,
     )
     await consumer.start()
+    printer = LinePrinter(settings.display_zone, lambda line: print(line, file=out, flush=True))
     count = 0
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200)
+            if not batch:
+                printer.flush()
             for messages in batch.values():
                 for message in messages:
-                    print(format_alert(SLA_ALERT.decode(message.value), started), file=out, flush=True)
+                    printer.message(ALERT, SLA_ALERT.decode(message.value))
                     count += 1
     finally:
+        printer.flush()
         await consumer.stop()
     return count
 
@@ -123,17 +107,35 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> i
     return process.wait()
 
 
-def clickhouse_summary(client: Client, database: str) -> list[str]:
-    """Lines describing the alerts ClickHouse holds, per kind and KPI."""
-    rows = client.query(
-        f"SELECT kind, kpi, count() AS alerts, avg(business_elapsed_ms) / 1000 AS avg_s "
-        f"FROM {database}.sla_alerts FINAL WHERE NOT revoked GROUP BY kind, kpi ORDER BY kind, kpi"
-    ).result_rows
-    lines = [
-        f"  {kind:<10} {kpi:<20} {n:>4} alerts, mean business time used {_duration(avg * 1000)}"
-        for kind, kpi, n, avg in rows
-    ]
-    return lines or ["  (no alert rows)"]
+QUEUE_SUMMARY: Final = """
+WITH
+    toDateTime64({until_ms:Int64} / 1000, 3, 'UTC') AS stream_now,
+    dateDiff('millisecond', deadline, coalesce(ended_at, stream_now)) AS past_deadline_ms
+SELECT
+    if(queue = '', '(none)', queue) AS queue,
+    countIf(outcome = 'met') AS met_kpis,
+    countIf(breached) AS breached_kpis,
+    countIf(outcome = 'open' AND deadline < stream_now) AS open_late,
+    argMaxIf(concat(record_id, ' ', kpi), past_deadline_ms, breached AND deadline IS NOT NULL) AS worst,
+    maxIf(past_deadline_ms, breached AND deadline IS NOT NULL) AS worst_ms
+FROM {db}.kpi_instances
+GROUP BY queue
+ORDER BY breached_kpis DESC, queue
+"""
+"""Per queue, for a service manager: KPIs met, breached, still open past their deadline at the end of the run,
+and the one that waited longest past its deadline (ended or, if open, until the stream's last instant)."""
+
+
+def queue_summary(client: Client, database: str, until_ms: int) -> list[str]:
+    """The closing table of the demo: one line per queue (see :data:`QUEUE_SUMMARY`)."""
+    rows = client.query(QUEUE_SUMMARY.replace("{db}", database), parameters={"until_ms": until_ms}).result_rows
+    if not rows:
+        return ["  (no KPI has started yet)"]
+    lines = [f"  {'queue':<12} {'met':>5} {'breached':>9} {'open, late':>11}  longest wait past a deadline"]
+    for queue, met, breached, open_late, worst, worst_ms in rows:
+        longest = f"{worst}: {format_span(worst_ms)}" if breached else "-"
+        lines.append(f"  {queue:<12} {met:>5} {breached:>9} {open_late:>11}  {longest}")
+    return lines
 
 
 async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int:
@@ -143,10 +145,11 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     worker = start_worker(settings, run_dir / "worker.log")
     sink = start_sink(settings, run_dir / "sink.log")
     plan = DemoFeed()
+    zone = settings.display_zone
     print(
         f"worker started (pid {worker.pid}, log {run_dir / 'worker.log'}), ClickHouse sink started (pid {sink.pid}, "
-        f"log {run_dir / 'sink.log'}); simulated contact centre from {_instant(plan.config.start_ms)}, "
-        f"{plan.speed:.0f}x faster than real time ...",
+        f"log {run_dir / 'sink.log'}); a simulated contact centre from {format_when(plan.config.start_ms, zone)}, "
+        f"{plan.speed:.0f} times faster than real time (times below are the simulated ones) ...",
         file=out,
         flush=True,
     )
@@ -155,7 +158,7 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     started = time.time()
-    printer = asyncio.create_task(print_alerts(settings, stop, started, out))
+    printer = asyncio.create_task(print_alerts(settings, stop, out))
     feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, settings.partitions, stop, plan))
     try:
         deadline = None if duration_s is None else started + duration_s
@@ -168,7 +171,7 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
                 stop.set()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-        sent = await feed
+        fed = await feed
         alerts = await printer
     finally:
         stop.set()
@@ -176,21 +179,19 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
             loop.remove_signal_handler(signum)
         await asyncio.to_thread(stop_process, worker)
         await asyncio.to_thread(stop_process, sink)
-    print(f"stopped after {time.time() - started:.0f} s: {sent} events fed, {alerts} alerts printed.", file=out)
-    caught_up = await catch_up(settings)  # what the sink had not written when it stopped (it migrated too)
-    url, database = settings.effective_clickhouse_url, settings.clickhouse_database
-    client = connect(url, database)
+    print(
+        f"stopped after {time.time() - started:.0f} s: {fed.sent} events fed, simulated "
+        f"{format_when(plan.config.start_ms, zone)} to {format_clock(fed.until_ms, zone)}; {alerts} alerts.",
+        file=out,
+    )
+    await catch_up(settings)  # what the sink had not written when it stopped (it migrated too)
+    client = connect(settings.effective_clickhouse_url, settings.clickhouse_database)
     try:
-        total = client.command(f"SELECT count() FROM {database}.sla_alerts FINAL")
-        print(
-            f"ClickHouse ({url}) table {database}.sla_alerts holds {total} alerts ({caught_up} rows written after "
-            "the sink stopped):",
-            file=out,
-        )
-        for line in clickhouse_summary(client, database):
+        print("Per queue (KPIs met, breached, still open past their deadline):", file=out)
+        for line in queue_summary(client, settings.clickhouse_database, fed.until_ms):
             print(line, file=out)
         html = run_dir / "report.html"
-        analysis = write_report(client, database, html)
+        analysis = write_report(client, settings.clickhouse_database, html, zone=zone)
     finally:
         client.close()
     print(f"report: {analysis.headline}", file=out)

@@ -46,15 +46,24 @@ class DemoFeed:
     )
 
 
-async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Event, feed: DemoFeed) -> int:
+@dataclass(frozen=True)
+class Fed:
+    """What a feed did: the events it sent, and the simulated instant its last clock tick carried (UTC epoch ms)."""
+
+    sent: int
+    until_ms: int
+
+
+async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Event, feed: DemoFeed) -> Fed:
     """Produce the simulated events and clock ticks in accelerated time until ``stop`` is set or the simulation
-    ends; return the events sent."""
+    ends; return what was sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await start_client(producer, bootstrap)
     origin_ms = feed.config.start_ms
     wall0 = time.monotonic()
     next_tick = wall0
     sent = 0
+    ticked_ms = origin_ms
 
     def simulated_now() -> int:
         return origin_ms + int((time.monotonic() - wall0) * feed.speed * 1000)
@@ -65,7 +74,8 @@ async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Ev
             while True:
                 now = time.monotonic()
                 if now >= next_tick:
-                    tick = encode_tick(min(simulated_now(), event.occurred_at_ms - 1), "slaflow-run-feed")
+                    ticked_ms = max(ticked_ms, min(simulated_now(), event.occurred_at_ms - 1))
+                    tick = encode_tick(ticked_ms, "slaflow-run-feed")
                     for partition in range(partitions):
                         await producer.send(topic, tick, partition=partition)
                     next_tick = now + feed.tick_interval_s
@@ -79,4 +89,4 @@ async def run_feed(bootstrap: str, topic: str, partitions: int, stop: asyncio.Ev
             sent += 1
     finally:
         await producer.stop()
-    return sent
+    return Fed(sent, ticked_ms)

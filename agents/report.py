@@ -28,7 +28,8 @@ from typing import Final
 from agents.options import CLICKHOUSE, add_settings, command, positive_int, settings_from
 from agents.settings import Settings
 from sinks.clickhouse import ClickHouseUnavailable, SinkError, connect, has_slaflow_schema, masked, migrate
-from sinks.report import Report, render_text, write_report
+from sinks.report import Report
+from sinks.report_pages import render_text, write_report
 from streams.errors import ConfigError
 
 EXIT_OK: Final = 0

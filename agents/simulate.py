@@ -1503,8 +1503,9 @@ def _to_kafka(args: argparse.Namespace, sim: Simulation) -> int:
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        return await run_feed(settings.kafka_bootstrap, topic, settings.partitions, stop,
-                              DemoFeed(speed=args.speed, config=sim.config))  # fmt: skip
+        fed = await run_feed(settings.kafka_bootstrap, topic, settings.partitions, stop,
+                             DemoFeed(speed=args.speed, config=sim.config))  # fmt: skip
+        return fed.sent
 
     if args.speed > 0:
         sent = asyncio.run(feed_paced())

@@ -268,13 +268,17 @@ async def group_progress(bootstrap: str, group: str, topics: list[str]) -> tuple
     await admin.start()
     await consumer.start()
     try:
-        described = await admin.describe_topics(topics)
-        partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-        offsets = await group_offsets(admin, consumer, group, partitions)
+        offsets = await group_offsets(admin, consumer, group, await topic_partitions(admin, topics))
         return sum(done for done, _ in offsets.values()), sum(end for _, end in offsets.values())
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def topic_partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of ``topics``, in topic then partition order."""
+    described = await admin.describe_topics(topics)
+    return sorted(TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"])
 
 
 async def group_offsets(

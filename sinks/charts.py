@@ -23,8 +23,11 @@ PALETTE: Final = ("#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c
 FONT: Final = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif"
 WIDTH: Final = 720
 """Natural width of every chart, viewBox units."""
-LABEL_CHARS: Final = 28
-"""Category labels longer than this are cut with an ellipsis; the full text is in the bar's tooltip."""
+LABEL_CHARS: Final = 32
+"""Category labels longer than this wrap onto a second line (at a space); only a label longer than two lines is
+cut, with an ellipsis, and the full text is in the bar's tooltip either way."""
+CHAR_W: Final = 6.8
+"""About the width of one character of 12-unit text, to size the label and value columns to their text."""
 
 Format = Callable[[float], str]
 
@@ -42,6 +45,38 @@ def _num(value: float) -> str:
 
 def _short(label: str, limit: int = LABEL_CHARS) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _lines(label: str) -> list[str]:
+    """A category label on one line, or on two split at the last space that fits (see :data:`LABEL_CHARS`)."""
+    if len(label) <= LABEL_CHARS:
+        return [label]
+    cut = label.rfind(" ", 0, LABEL_CHARS + 1)
+    if cut <= 0:
+        cut = LABEL_CHARS
+    return [label[:cut].rstrip(), _short(label[cut:].lstrip())]
+
+
+class _Rows:
+    """The layout of a chart's category rows: label column sized to the longest line, two-line rows if needed."""
+
+    def __init__(self, labels: Sequence[str], values: Sequence[str], width: float) -> None:
+        self.lines = [_lines(label) for label in labels]
+        longest = max((len(line) for lines in self.lines for line in lines), default=0)
+        self.label_w = min(max(CHAR_W * longest + 16, 60.0), 0.45 * width)
+        self.value_w = max(CHAR_W * max((len(v) for v in values), default=0) + 14, 40.0)
+        self.row_h = 36.0 if any(len(lines) > 1 for lines in self.lines) else 24.0
+        self.plot_w = width - self.label_w - self.value_w
+
+    def label(self, n: int, y: float) -> str:
+        """Row ``n``'s label, right-aligned before the plot, centred on the row that starts at ``y``."""
+        lines = self.lines[n]
+        first = y + self.row_h / 2 + 4 - 7 * (len(lines) - 1)
+        spans = "".join(
+            f'<tspan x="{_num(self.label_w - 8)}" y="{_num(first + 14 * k)}">{_text(line)}</tspan>'
+            for k, line in enumerate(lines)
+        )
+        return f'<text font-size="12" text-anchor="end" style="{FONT}">{spans}</text>'
 
 
 def _plain(value: float) -> str:
@@ -92,20 +127,22 @@ def bar_chart(
         return _no_data(title, width)
     values = [_finite(value) for _label, value in items]
     scale = max([max_value or 0.0, *values, reference or 0.0])
-    label_w, value_w, row_h, top = 200.0, 80.0, 24.0, 34.0
-    plot_w = width - label_w - value_w
+    layout = _Rows([label for label, _ in items], [value_format(v) for v in values], width)
+    label_w, row_h, top = layout.label_w, layout.row_h, 34.0
+    plot_w = layout.plot_w
     height = top + row_h * len(items) + (22 if reference is not None else 8)
     body: list[str] = []
+    bar_h = min(row_h - 8, 16.0)
     for n, ((label, _raw), value) in enumerate(zip(items, values, strict=True)):
         y = top + n * row_h
         length = plot_w * max(value, 0.0) / scale if scale > 0 else 0.0
+        middle = y + row_h / 2
         body.append(
-            f'<text x="{_num(label_w - 8)}" y="{_num(y + 16)}" font-size="12" text-anchor="end" style="{FONT}">'
-            f"{_text(_short(label))}</text>"
-            f'<rect class="bar" x="{_num(label_w)}" y="{_num(y + 4)}" width="{_num(length)}" height="{_num(row_h - 8)}"'
-            f' fill="{_text(color)}" data-value="{_text(repr(value))}"><title>{_text(label)}: '
+            layout.label(n, y)
+            + f'<rect class="bar" x="{_num(label_w)}" y="{_num(middle - bar_h / 2)}" width="{_num(length)}" '
+            f'height="{_num(bar_h)}" fill="{_text(color)}" data-value="{_text(repr(value))}"><title>{_text(label)}: '
             f"{_text(value_format(value))}</title></rect>"
-            f'<text x="{_num(label_w + length + 6)}" y="{_num(y + 16)}" font-size="12" style="{FONT}">'
+            f'<text x="{_num(label_w + length + 6)}" y="{_num(middle + 4)}" font-size="12" style="{FONT}">'
             f"{_text(value_format(value))}</text>"
         )
     body.append(
@@ -141,10 +178,11 @@ def stacked_bar_chart(
     if not rows or not series:
         return _no_data(title, width)
     colors = colors or PALETTE
-    label_w, value_w, row_h, top = 200.0, 80.0, 24.0, 56.0
-    plot_w = width - label_w - value_w
     cleaned = [(label, [max(_finite(v), 0.0) for v in values][: len(series)]) for label, values in rows]
+    layout = _Rows([label for label, _ in cleaned], [value_format(sum(values)) for _, values in cleaned], width)
+    label_w, row_h, top, plot_w = layout.label_w, layout.row_h, 56.0, layout.plot_w
     scale = max(sum(values) for _label, values in cleaned)
+    bar_h = min(row_h - 8, 16.0)
     body: list[str] = []
     x = 0.0
     for n, name in enumerate(series):
@@ -156,21 +194,19 @@ def stacked_bar_chart(
         x += 24 + 7.5 * len(name)
     for r, (label, values) in enumerate(cleaned):
         y = top + r * row_h
-        body.append(
-            f'<text x="{_num(label_w - 8)}" y="{_num(y + 16)}" font-size="12" text-anchor="end" style="{FONT}">'
-            f"{_text(_short(label))}</text>"
-        )
+        middle = y + row_h / 2
+        body.append(layout.label(r, y))
         offset = label_w
         for n, value in enumerate(values):
             length = plot_w * value / scale if scale > 0 else 0.0
             body.append(
-                f'<rect class="bar" x="{_num(offset)}" y="{_num(y + 4)}" width="{_num(length)}" '
-                f'height="{_num(row_h - 8)}" fill="{_text(colors[n % len(colors)])}" data-value="{_text(repr(value))}">'
+                f'<rect class="bar" x="{_num(offset)}" y="{_num(middle - bar_h / 2)}" width="{_num(length)}" '
+                f'height="{_num(bar_h)}" fill="{_text(colors[n % len(colors)])}" data-value="{_text(repr(value))}">'
                 f"<title>{_text(label)}, {_text(series[n])}: {_text(value_format(value))}</title></rect>"
             )
             offset += length
         body.append(
-            f'<text x="{_num(offset + 6)}" y="{_num(y + 16)}" font-size="12" style="{FONT}">'
+            f'<text x="{_num(offset + 6)}" y="{_num(middle + 4)}" font-size="12" style="{FONT}">'
             f"{_text(value_format(sum(values)))}</text>"
         )
     return _svg(width, top + row_h * len(rows) + 8, title, body)
@@ -215,11 +251,16 @@ def line_chart(
             f"{_text(value_format(value))}</text>"
         )
     every = max(1, math.ceil(len(labels) / max(2, int(plot_w // 90))))  # labels about 90 units apart
+    last = len(labels) - 1
     for n, label in enumerate(labels):
-        if n % every == 0:
+        if n % every == 0 or n == last:
             x, _y = at(n, 0.0)
+            if n == last and n % every and (x - at(n - n % every, 0.0)[0]) < 90:
+                continue  # the last label would overlap the one before it
+            # The first and last labels are anchored inside the plot, so that the axis text is never clipped.
+            anchor = "start" if n == 0 and last else "end" if n == last and last else "middle"
             body.append(
-                f'<text x="{_num(x)}" y="{_num(top + plot_h + 18)}" font-size="11" text-anchor="middle" '
+                f'<text x="{_num(x)}" y="{_num(top + plot_h + 18)}" font-size="11" text-anchor="{anchor}" '
                 f'style="{FONT}">{_text(_short(label, 12))}</text>'
             )
     x_legend = 0.0

@@ -1,15 +1,15 @@
 """The bottleneck report: where SLA breaches cluster, read from the ClickHouse tables and views.
 
 :func:`build_report` runs a handful of queries against a clickhouse-connect client and returns a
-:class:`Report`; :func:`render_text` prints it for a terminal, :func:`render_html` makes one self-contained
-HTML file (inline CSS and SVG charts from :mod:`sinks.charts`; no script, no external resource).
-:func:`write_report` builds the report and writes its HTML file, for ``slaflow report`` and the demo.
+:class:`Report`; :mod:`sinks.report_pages` prints it for a terminal and makes one self-contained HTML file
+(inline CSS and SVG charts from :mod:`sinks.charts`; no script, no external resource).
 
 Every query reads the derived views (``kpi_instances``, ``status_segments``, ``telephony_calls``) or a table
 ``FINAL``, so a replayed topic never counts twice.
 
-**Which KPIs count.** A KPI instance is *decided* once its outcome against the target is known: it was met,
-or its deadline passed (breached), whether it then ended, was cancelled late, or is still open. Breach rates
+**Which KPIs count.** A KPI instance is *decided* (the pages say: its outcome is known) once its outcome
+against the target is known: it was met, or its deadline passed (breached), whether it then ended, was
+cancelled late, or is still open. Breach rates
 are ``breaches / decided KPIs``. KPIs still running before their deadline (nothing known yet) and KPIs
 cancelled before their deadline (the promise was withdrawn, as in the coffee-machine story) are left out.
 Open breached KPIs are kept on purpose: leaving them out would reward the queues that leave failed cases
@@ -34,7 +34,9 @@ KPIs) and hours overdue (wall time past the deadline summed over its breaches, u
 
 Candidates made of exactly the same KPIs (``owner 'unassigned'`` and ``status 'new' (case)`` when nobody
 picks new cases up) are one bottleneck with both names (:attr:`Bottleneck.same_as`; same count and same XOR
-of the instance ids' hashes). Limits, said plainly: dimensions still overlap (tier ``Premium`` and KPI
+of the instance ids' hashes). A ``status`` whose KPIs are all instances of one KPI is no candidate: it only
+names the stage that KPI's clock runs in by definition (a call's answer KPI is decided while the call is
+``queued``), a tautology, not a finding. Limits, said plainly: dimensions still overlap (tier ``Premium`` and KPI
 ``premium/first_response`` may both rank for many of the same breaches); e-mails are counted over the case's
 whole life, so "0-1 e-mails" also means "nobody wrote back"; and the baseline is the overall rate, not one
 adjusted for each group's mix of KPIs: a queue that only takes hard KPIs ranks high (the per-tier and
@@ -49,25 +51,27 @@ event). The ``status`` of every KPI is the record's status strictly before that 
 view's (the latest, for a KPI retargeted to another policy by a priority change).
 
 **Time.** "Now" is the stream's time, not the wall clock: the latest event, transition, alert or end in the
-database (:attr:`Report.as_of`), so a report of last month's replay reads the same today as then. Durations
-are hours (wall clock) unless named business hours; call times are seconds (answer) and minutes (handle).
+database (:attr:`Report.as_of`), so a report of last month's replay reads the same today as then. Instants
+are shown in the report's time zone (:attr:`Report.zone`; the trend's hours and days are that zone's too).
+Durations are hours (wall clock) unless named business hours; call times are seconds (answer) and minutes
+(handle).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from html import escape
-from pathlib import Path
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Final
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from sinks import charts
 from sinks.clickhouse import DATABASE_NAME, SinkError
+from streams.display import format_count as _n
+from streams.display import format_share as _pct
 
 SERVICE_LEVEL_THRESHOLD_S: Final = 20
 """A call counts toward the service level when answered within this many seconds of being offered."""
@@ -75,6 +79,9 @@ SERVICE_LEVEL_TARGET: Final = 0.8
 """The common 80/20 target, drawn on the service-level chart for reference (not a setting of any queue)."""
 DIMENSIONS: Final = ("queue", "owner", "tier", "priority", "kpi", "category", "status", "reopened", "emails")
 """The dimensions whose values compete as bottlenecks (see the module docstring)."""
+
+OPEN_LATE_SHOWN: Final = 50
+"""Records open past their deadline listed by name (the longest overdue first); the others are counted."""
 
 _MS_PER_HOUR: Final = 3_600_000
 
@@ -239,6 +246,22 @@ class Trend:
 
 
 @dataclass(frozen=True)
+class OpenLate:
+    """One KPI still open past its deadline: who waits, where, since when."""
+
+    record_id: str
+    entity_type: str
+    kpi: str
+    """``policy/kpi``."""
+    queue: str
+    owner: str
+    tier: str
+    deadline: datetime
+    overdue_hours: float
+    """Wall hours from the deadline to the report's time."""
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything the text and HTML reports show; built by :func:`build_report`."""
 
@@ -254,7 +277,12 @@ class Report:
     """One row per queue, then the ``all`` row (absent without calls)."""
     agents: tuple[AgentLoad, ...]
     trend: Trend
+    open_late: tuple[OpenLate, ...] = ()
+    """The KPIs open past their deadline, the longest overdue first, at most :data:`OPEN_LATE_SHOWN`
+    (``totals.open_breached`` counts them all)."""
     top: int = 5
+    zone: tzinfo = UTC
+    """The time zone instants are shown in."""
 
     @property
     def headline(self) -> str:
@@ -271,13 +299,19 @@ class Report:
         if self.bottlenecks:
             b = self.bottlenecks[0]
             parts.append(
-                f"worst bottleneck: {b.full_label} ({_n(b.breaches)} breaches of {_n(b.kpis)} KPIs, "
-                f"{_pct(b.breach_rate)} vs {_pct(b.overall_rate)} overall: {_excess(b.excess_breaches)} beyond the "
-                "average)"
+                f"worst bottleneck: {b.full_label} ({_n(b.breaches)} of its {_n(b.kpis)} KPIs breached, "
+                f"{_pct(b.breach_rate)} against {_pct(b.overall_rate)} overall: {_more(b.excess_breaches)} than the "
+                "overall rate gives)"
             )
         else:
             parts.append("no bottleneck: no group breaches more often than the average")
         return "; ".join(parts)
+
+
+def _more(breaches: float) -> str:
+    """``7 breaches more`` (to the nearest one; ``0.8 breaches more`` below ten)."""
+    figure = f"{breaches:,.0f}" if abs(breaches) >= 10 else f"{breaches:.1f}".rstrip("0").rstrip(".")
+    return f"{figure} breach{'' if figure == '1' else 'es'} more"
 
 
 def describe(dimension: str, value: str) -> str:
@@ -419,7 +453,8 @@ def _bottlenecks(client: Client, db: str, as_of_ms: int, totals: Totals, top: in
                 GROUP BY regarding_id
             )
         SELECT pair.1 AS dimension, pair.2 AS value, count(), countIf(p.breached), avg(p.hours),
-               sum(p.overdue_hours), groupBitXor(cityHash64(p.instance_id))
+               sum(p.overdue_hours), groupBitXor(cityHash64(p.instance_id)),
+               uniqExact(concat(toString(p.policy), '/', toString(p.kpi)))
         FROM attributed AS p
         LEFT JOIN emails AS e ON e.regarding_id = p.record_id
         ARRAY JOIN
@@ -439,6 +474,8 @@ def _bottlenecks(client: Client, db: str, as_of_ms: int, totals: Totals, top: in
         candidate = Bottleneck(
             str(row[0]), str(row[1]), _int(row[2]), _int(row[3]), rate, _float(row[4]) or 0.0, _float(row[5]) or 0.0
         )
+        if candidate.dimension == "status" and _int(row[7]) == 1:
+            continue  # the stage one KPI's clock runs in by definition: a tautology (see the module doc)
         if candidate.excess_breaches > 1e-9:
             # The same KPIs under two names (owner 'unassigned' and status 'new') are one bottleneck.
             groups.setdefault((candidate.kpis, _int(row[6])), []).append(candidate)
@@ -518,16 +555,24 @@ def _agents(client: Client, db: str, as_of_ms: int, limit: int) -> tuple[AgentLo
 
 
 _BUCKETS: Final = {
-    "hour": ("toStartOfHour(started_at)", timedelta(hours=1)),
-    "day": ("toStartOfDay(started_at)", timedelta(days=1)),
-    "week": ("toDateTime(toMonday(started_at), 'UTC')", timedelta(weeks=1)),
+    "hour": ("toStartOfHour(started_at, '{zone}')", timedelta(hours=1)),
+    "day": ("toStartOfDay(started_at, '{zone}')", timedelta(days=1)),
+    "week": ("toDateTime(toMonday(started_at, '{zone}'), '{zone}')", timedelta(weeks=1)),
 }
+_ZONE_NAME: Final = re.compile(r"[A-Za-z0-9_+\-/]+")
 
 
-def _trend(client: Client, db: str, as_of_ms: int, first_ms: int, last_ms: int) -> Trend:
+def _zone_name(zone: tzinfo) -> str:
+    """The IANA name of ``zone`` for ClickHouse's date functions (``UTC`` for a zone without one)."""
+    name = str(getattr(zone, "key", "UTC"))
+    return name if _ZONE_NAME.fullmatch(name) else "UTC"
+
+
+def _trend(client: Client, db: str, as_of_ms: int, first_ms: int, last_ms: int, zone: tzinfo) -> Trend:
     span = timedelta(milliseconds=last_ms - first_ms)
     bucket = "hour" if span <= timedelta(days=2) else "day" if span <= timedelta(days=60) else "week"
     expression, step = _BUCKETS[bucket]
+    expression = expression.replace("{zone}", _zone_name(zone))
     sql = f"""
         WITH {_attributed(db, as_of_ms)}
         SELECT toUnixTimestamp({expression}) AS start, tier, countIf(outcome = 'met'), count()
@@ -541,11 +586,11 @@ def _trend(client: Client, db: str, as_of_ms: int, first_ms: int, last_ms: int) 
         return Trend(bucket)
     first = datetime.fromtimestamp(min(_int(r[0]) for r in rows), UTC)
     last = datetime.fromtimestamp(max(_int(r[0]) for r in rows), UTC)
-    starts = tuple(first + step * n for n in range(int((last - first) / step) + 1))
-    index = {start: n for n, start in enumerate(starts)}
+    starts = tuple((first + step * n).astimezone(zone) for n in range(int((last - first) / step) + 1))
+    index = {int(start.timestamp()): n for n, start in enumerate(starts)}
     counts: dict[str, list[list[int]]] = {}
     for start_s, tier, met, decided in rows:
-        n = index[datetime.fromtimestamp(_int(start_s), UTC)]
+        n = index[_int(start_s)]
         for name in ("all", str(tier) or "(none)"):
             series = counts.setdefault(name, [[0, 0] for _ in starts])
             series[n][0] += _int(met)
@@ -554,12 +599,38 @@ def _trend(client: Client, db: str, as_of_ms: int, first_ms: int, last_ms: int) 
     return Trend(bucket, starts, shares)
 
 
-def build_report(client: Client, database: str, top: int = 5) -> Report:
+def _open_late(client: Client, db: str, as_of_ms: int, limit: int) -> tuple[OpenLate, ...]:
+    sql = f"""
+        WITH {_attributed(db, as_of_ms)}
+        SELECT a.record_id, a.entity_type, concat(a.policy, '/', a.kpi), a.queue, a.owner, a.tier,
+               toUnixTimestamp64Milli(k.deadline), a.overdue_hours
+        FROM attributed AS a
+        INNER JOIN {db}.kpi_instances AS k ON k.instance_id = a.instance_id
+        WHERE a.outcome = 'open' AND a.breached
+        ORDER BY k.deadline, a.record_id, a.kpi
+        LIMIT {int(limit)}
+    """
+    return tuple(
+        OpenLate(
+            str(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            str(r[5]),
+            datetime.fromtimestamp(_int(r[6]) / 1000, UTC),
+            _float(r[7]) or 0.0,
+        )
+        for r in _rows(client, sql)
+    )
+
+
+def build_report(client: Client, database: str, top: int = 5, *, zone: tzinfo = UTC) -> Report:
     """Run the report's queries on ``database`` (migrated by :func:`sinks.clickhouse.migrate`).
 
     ``top`` bottlenecks are ranked (see the module docstring); the status and agent sections show twice as
-    many rows (at least 10). An empty database gives a report that says so. Raises :class:`SinkError` when a
-    query fails (ClickHouse unreachable, or a database that was never migrated).
+    many rows (at least 10); instants are in ``zone``. An empty database gives a report that says so. Raises
+    :class:`SinkError` when a query fails (ClickHouse unreachable, or a database that was never migrated).
     """
     if not DATABASE_NAME.match(database):
         raise ValueError(f"ClickHouse database {database!r}: expected letters, digits and _, not a digit first")
@@ -579,310 +650,8 @@ def build_report(client: Client, database: str, top: int = 5) -> Report:
         statuses=_statuses(client, database, rows),
         calls=_calls(client, database),
         agents=_agents(client, database, now_ms, rows),
-        trend=_trend(client, database, now_ms, first_ms, last_ms),
+        trend=_trend(client, database, now_ms, first_ms, last_ms, zone),
+        open_late=_open_late(client, database, now_ms, OPEN_LATE_SHOWN) if totals.open_breached else (),
         top=top,
+        zone=zone,
     )
-
-
-def write_report(client: Client, database: str, html_path: Path | str, top: int = 5) -> Report:
-    """Build the report of ``database`` and write its HTML to ``html_path`` (parent folders made); return it."""
-    report = build_report(client, database, top)
-    path = Path(html_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
-    return report
-
-
-# --- formatting ------------------------------------------------------------------------------------------------
-
-
-def _n(value: float) -> str:
-    return f"{value:,.0f}"
-
-
-def _pct(share: float | None) -> str:
-    return "-" if share is None else f"{100 * share:.1f} %"
-
-
-def _excess(value: float) -> str:
-    return f"{value:+,.0f}" if abs(value) >= 10 else f"{value:+.1f}"
-
-
-def _h(hours: float | None) -> str:
-    if hours is None:
-        return "-"
-    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.1f}"
-
-
-def _f1(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> list[str]:
-    """Aligned columns: the first ``left`` columns left-aligned (names), the others right-aligned (figures)."""
-    widths = [max(len(h), *(len(r[n]) for r in rows)) if rows else len(h) for n, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return (
-            "  "
-            + "  ".join(
-                cell.ljust(w) if n < left else cell.rjust(w)
-                for n, (cell, w) in enumerate(zip(cells, widths, strict=True))
-            ).rstrip()
-        )
-
-    return [line(headers), *(line(r) for r in rows)]
-
-
-def _bottleneck_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    headers = ["#", "where", "KPIs", "breaches", "rate", "expected", "excess", "mean h", "overdue h"]
-    rows = [
-        [
-            str(n),
-            b.full_label,
-            _n(b.kpis),
-            _n(b.breaches),
-            _pct(b.breach_rate),
-            _n(b.expected_breaches),
-            _excess(b.excess_breaches),
-            _h(b.mean_hours),
-            _h(b.overdue_hours),
-        ]
-        for n, b in enumerate(report.bottlenecks, 1)
-    ]
-    return headers, rows
-
-
-def _group_rows(groups: Sequence[GroupRate]) -> tuple[list[str], list[list[str]]]:
-    headers = ["", "decided", "breaches", "breach rate", "ended", "met of ended", "open late", "mean business h"]
-    rows = [
-        [
-            g.name,
-            _n(g.decided),
-            _n(g.breaches),
-            _pct(g.breach_rate),
-            _n(g.ended),
-            _pct(g.met_share),
-            _n(g.open_breached),
-            _h(g.mean_business_hours),
-        ]
-        for g in groups
-    ]
-    return headers, rows
-
-
-def _status_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    headers = ["status", "record", "hours", "stays", "mean h", "in it now"]
-    rows = [
-        [s.status, s.entity_type, _h(s.hours), _n(s.stays), _h(s.mean_hours), _n(s.open_now)] for s in report.statuses
-    ]
-    return headers, rows
-
-
-def _call_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    headers = ["queue", "offered", "answered", f"in {SERVICE_LEVEL_THRESHOLD_S} s", "ASA s", "abandoned", "AHT min"]
-    rows = [
-        [
-            q.queue,
-            _n(q.offered),
-            _n(q.answered),
-            _pct(q.service_level),
-            _f1(q.asa_s),
-            _pct(q.abandon_rate),
-            _f1(q.aht_min),
-        ]
-        for q in report.calls
-    ]
-    return headers, rows
-
-
-def _agent_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    headers = ["agent", "KPIs", "met", "breaches", "breach rate", "calls", "talk h", "e-mails sent"]
-    rows = [
-        [
-            a.agent,
-            _n(a.kpis),
-            _n(a.met),
-            _n(a.breaches),
-            _pct(a.breach_rate),
-            _n(a.calls),
-            _h(a.handle_hours),
-            _n(a.emails_sent),
-        ]
-        for a in report.agents
-    ]
-    return headers, rows
-
-
-def _meta(report: Report) -> str:
-    if report.as_of is None:
-        return f"ClickHouse database {report.database}: no data yet"
-    return f"ClickHouse database {report.database}, as of {report.as_of:%Y-%m-%d %H:%M} UTC (the stream's time)"
-
-
-def _counts(report: Report) -> str:
-    t = report.totals
-    if not t.ended + t.open_breached + t.open_running:
-        return "KPIs: none yet."
-    return (
-        f"KPIs: {_n(t.ended)} ended ({_n(t.met)} met, {_n(t.breached_ended)} breached, {_n(t.cancelled)} cancelled), "
-        f"{_n(t.open_breached + t.open_running)} open ({_n(t.open_breached)} past their deadline); "
-        f"breach rate {_pct(t.breach_rate)} of {_n(t.decided)} decided KPIs."
-    )
-
-
-def _bottleneck_intro(report: Report) -> str:
-    return (
-        f"excess = breaches - decided KPIs x overall breach rate ({_pct(report.totals.breach_rate)}): the breaches "
-        "a group has beyond the average. Hours are wall clock: mean from start to end (to now while open); "
-        "overdue = past the deadline, summed over the breaches."
-    )
-
-
-def render_text(report: Report) -> str:
-    """The report for a terminal: the headline first, then the bottlenecks, then one short section each."""
-    lines = [report.headline, "", _meta(report), "", _counts(report)]
-    t = report.totals
-    lines += ["", f"The {report.top} worst bottlenecks (most breaches beyond the average)"]
-    if report.bottlenecks:
-        lines += _table(*_bottleneck_rows(report), left=2)
-        lines.append(f"  {_bottleneck_intro(report)}")
-    elif not t.decided:
-        lines.append("  none yet: no KPI has been met or breached.")
-    else:
-        lines.append("  none: no group breaches more often than the average.")
-    sections: list[tuple[str, tuple[list[str], list[list[str]]], int, str]] = [
-        ("Breach rate per tier", _group_rows(report.tiers), 1, "no KPI yet."),
-        ("Breach rate per queue", _group_rows(report.queues), 1, "no KPI yet."),
-        ("Where records wait (finished stays per status)", _status_rows(report), 2, "no record event yet."),
-        (
-            f"Telephony service level per queue (answered within {SERVICE_LEVEL_THRESHOLD_S} s of offered calls)",
-            _call_rows(report),
-            1,
-            "no inbound call yet.",
-        ),
-        ("Agent workload (decided KPIs owned, calls answered, e-mails sent)", _agent_rows(report), 1, "no agent yet."),
-    ]
-    for title, (headers, rows), left, empty in sections:
-        lines += ["", title]
-        lines += _table(headers, rows, left) if rows else [f"  {empty}"]
-    return "\n".join(lines) + "\n"
-
-
-_CSS: Final = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 24px auto; max-width: 1200px;
-       padding: 0 16px; color: #1b1b1b; background: #fff; }
-h1 { font-size: 24px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-.meta { color: #666; margin: 0 0 12px; }
-.headline { font-size: 18px; font-weight: 600; background: #f3f6fc; border-left: 4px solid #3366cc;
-            padding: 10px 14px; }
-.note { color: #555; font-size: 13px; }
-table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #eee; text-align: right; white-space: nowrap; }
-th { background: #fafafa; }
-td.name, th.name { text-align: left; }
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(540px, 1fr)); gap: 20px 32px; }
-svg.chart { max-width: 100%; height: auto; }
-"""
-
-
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> str:
-    def cls(n: int) -> str:
-        return ' class="name"' if n < left else ""
-
-    head = "".join(f"<th{cls(n)}>{escape(h)}</th>" for n, h in enumerate(headers))
-    body = "".join(
-        "<tr>" + "".join(f"<td{cls(n)}>{escape(cell)}</td>" for n, cell in enumerate(row)) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _charts(report: Report) -> list[str]:
-    rate = report.totals.breach_rate
-    queues = [(g.name, g.breach_rate) for g in report.queues]
-    calls = [(q.queue, q.service_level) for q in report.calls if q.queue != "all"]
-    tiers = [(g.name, [g.met, g.breached_ended, g.cancelled, g.open_breached, g.open_running]) for g in report.tiers]
-    labels = [f"{s:%d %b %H:00}" if report.trend.bucket == "hour" else f"{s:%d %b %Y}" for s in report.trend.starts]
-    # Records without a tier (calls, orders, ...) are in "all"; their own line is noise next to the tiers'.
-    trend = {name: shares for name, shares in report.trend.shares.items() if name != "(none)"}
-
-    return [
-        charts.bar_chart(
-            [(b.full_label, b.excess_breaches) for b in report.bottlenecks],
-            title="Bottlenecks: breaches beyond the average",
-            value_format=_excess,
-            color=charts.PALETTE[1],
-        ),
-        charts.bar_chart(
-            [(name, share) for name, share in queues if share is not None],
-            title="Breach rate per queue (decided KPIs)",
-            value_format=_pct,
-            reference=rate,
-            reference_label=f"overall {_pct(rate)}",
-        ),
-        charts.stacked_bar_chart(
-            tiers,
-            ["met", "breached", "cancelled", "open, past deadline", "open"],
-            title="KPI outcomes per tier",
-            value_format=_n,
-            colors=("#2e9e48", "#d62728", "#9e9e9e", "#ff7f0e", "#8fb8e8"),
-        ),
-        charts.line_chart(
-            labels,
-            trend,
-            title=f"Share of decided KPIs met, by {report.trend.bucket} of start",
-            value_format=lambda v: f"{100 * v:.0f} %",
-            y_max=1.0,
-        ),
-        charts.bar_chart(
-            [(f"{s.status} ({s.entity_type})", s.hours) for s in report.statuses],
-            title="Where records wait: hours per status (finished stays)",
-            value_format=_h,
-            color=charts.PALETTE[3],
-        ),
-        charts.bar_chart(
-            [(name, share) for name, share in calls if share is not None],
-            title=f"Calls answered within {SERVICE_LEVEL_THRESHOLD_S} s (service level) per queue",
-            value_format=_pct,
-            max_value=1.0,
-            reference=SERVICE_LEVEL_TARGET,
-            reference_label=f"{_pct(SERVICE_LEVEL_TARGET)} target",
-            color=charts.PALETTE[5],
-        ),
-    ]
-
-
-def render_html(report: Report) -> str:
-    """The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched."""
-    t = report.totals
-    parts = [
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>slaflow report: {escape(report.database)}</title><style>{_CSS}</style></head><body>",
-        "<h1>slaflow SLA report</h1>",
-        f'<p class="meta">{escape(_meta(report))}</p>',
-        f'<p class="headline">{escape(report.headline)}</p>',
-        f"<p>{escape(_counts(report))}</p>",
-        f"<h2>The {report.top} worst bottlenecks</h2>",
-    ]
-    if report.bottlenecks:
-        parts += [
-            _html_table(*_bottleneck_rows(report), left=2),
-            f'<p class="note">{escape(_bottleneck_intro(report))}</p>',
-        ]
-    else:
-        parts.append("<p>None: no KPI has been met or breached yet.</p>" if not t.decided else "<p>None.</p>")
-    parts.append('<div class="charts">' + "".join(f"<div>{svg}</div>" for svg in _charts(report)) + "</div>")
-    sections = [
-        ("Breach rate per tier", _group_rows(report.tiers), 1),
-        ("Breach rate per queue", _group_rows(report.queues), 1),
-        ("Where records wait (finished stays per status)", _status_rows(report), 2),
-        (f"Telephony service level per queue (answered within {SERVICE_LEVEL_THRESHOLD_S} s)", _call_rows(report), 1),
-        ("Agent workload", _agent_rows(report), 1),
-    ]
-    for title, (headers, rows), left in sections:
-        parts.append(f"<h2>{escape(title)}</h2>")
-        parts.append(_html_table(headers, rows, left) if rows else "<p>No data yet.</p>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)

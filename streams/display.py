@@ -14,7 +14,6 @@ from typing import Final
 SECOND_MS: Final = 1000
 MINUTE_MS: Final = 60 * SECOND_MS
 HOUR_MS: Final = 60 * MINUTE_MS
-DAY_MS: Final = 24 * HOUR_MS
 
 
 def _local(ms: int, zone: tzinfo) -> datetime:
@@ -39,24 +38,29 @@ def format_relative(ms: int, reference_ms: int, zone: tzinfo) -> str:
 
 
 def format_span(ms: int) -> str:
-    """A duration for people, to the minute above an hour and to the second below: ``2 d 3 h``, ``1 h 30 min``,
-    ``45 min``, ``20 s``, ``2 min 5 s``; negative durations get a minus sign."""
+    """A duration for people, to the minute from an hour on and to the second below: ``40 h``, ``1 h 30 min``,
+    ``45 min``, ``2 min 5 s``, ``20 s``; negative durations get a minus sign. Never in days: a business day is
+    not 24 hours, and a target of 40 business hours read as "1 d 16 h" would mislead."""
     if ms < 0:
         return f"-{format_span(-ms)}"
-    if ms >= DAY_MS:
-        days, rest = divmod(round(ms / HOUR_MS) * HOUR_MS, DAY_MS)
-        hours = rest // HOUR_MS
-        return f"{days} d {hours} h" if hours else f"{days} d"
     if ms >= HOUR_MS:
         hours, rest = divmod(round(ms / MINUTE_MS) * MINUTE_MS, HOUR_MS)
-        if hours == 24:
-            return "1 d"
         minutes = rest // MINUTE_MS
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     minutes, rest = divmod(round(ms / SECOND_MS) * SECOND_MS, MINUTE_MS)
-    secs = rest // SECOND_MS
     if minutes == 60:
         return "1 h"
+    secs = rest // SECOND_MS
     if minutes:
         return f"{minutes} min {secs} s" if secs else f"{minutes} min"
     return f"{secs} s"
+
+
+def format_count(value: float) -> str:
+    """A count with thousands separators: ``1,234``."""
+    return f"{value:,.0f}"
+
+
+def format_share(share: float | None) -> str:
+    """A share as a percentage with one decimal: ``40.5 %``; ``-`` when there is none."""
+    return "-" if share is None else f"{100 * share:.1f} %"

@@ -327,7 +327,7 @@ def load_policies(path: str | Path) -> PolicySet:
     except UnicodeDecodeError as exc:
         raise PolicyError(source, [Problem("(file)", f"is not UTF-8 text: {exc}")]) from exc
     try:
-        data = yaml.load(text, Loader=_TextDatesLoader)  # noqa: S506 - a SafeLoader
+        data = yaml.load(text, Loader=_TextDatesLoader)
         duplicates: list[Problem] = []
         _find_duplicate_keys(yaml.compose(text, Loader=_TextDatesLoader), "", duplicates, set())
     except yaml.YAMLError as exc:

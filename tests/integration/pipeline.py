@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import ConsumerRecord
 
@@ -17,7 +17,7 @@ from agents.app import load_policy_versions
 from agents.settings import Settings
 from agents.simulate import DEFAULT_START_MS, Simulation, SimulationConfig
 from agents.sla import output_messages, step
-from agents.topics import TopicNames, group_progress
+from agents.topics import TopicNames, group_progress, topic_partitions
 from schemas.codec import encode_event, encode_tick
 from streams.core import SlaCore
 from streams.partition import PartitionLogic
@@ -74,7 +74,8 @@ async def read_all(bootstrap: str, topics: list[str], *, committed: bool = True)
     await admin.start()
     await consumer.start()
     try:
-        partitions = await partitions_of(admin, topics)
+        partitions = await topic_partitions(admin, topics)
+        assert {tp.topic for tp in partitions} == set(topics), f"missing topics: {set(topics)}"
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)  # read_committed: the last stable offsets
@@ -89,14 +90,6 @@ async def read_all(bootstrap: str, topics: list[str], *, committed: bool = True)
         await consumer.stop()
         await admin.close()
     return sorted(got, key=lambda r: (r.topic, r.partition, r.offset))
-
-
-async def partitions_of(admin: AIOKafkaAdminClient, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of ``topics``."""
-    described = await admin.describe_topics(topics)
-    found = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
-    assert {tp.topic for tp in found} == set(topics), f"missing topics: {set(topics) - {tp.topic for tp in found}}"
-    return sorted(found)
 
 
 async def lag(bootstrap: str, group: str, topics: list[str]) -> int:

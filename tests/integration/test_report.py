@@ -22,11 +22,14 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from agents.cli import main
 from agents.report import add_command
 from agents.sink_data import SinkInput, simulated
 from sinks.clickhouse import ClickHouseSink, connect, migrate
-from sinks.report import Report, build_report, describe, render_html, render_text, write_report
+from sinks.report import OPEN_LATE_SHOWN, Report, build_report, describe
+from sinks.report_pages import render_html, render_text, write_report
 from sinks.rows import ROWS_OF
+from streams.errors import ConfigError
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -138,7 +141,10 @@ def expected_bottlenecks(client: Client, db: str, as_of_ms: int) -> list[tuple[s
                 groups[(dimension, value)].add(iid)
     rate = len(breached_ids) / decided
     by_set: dict[frozenset[str], list[tuple[str, str]]] = defaultdict(list)
+    kpi_of = {iid: f"{policy}/{kpi}" for iid, _, _, policy, kpi, *_ in instances}
     for key, ids in groups.items():
+        if key[0] == "status" and len({kpi_of[i] for i in ids}) == 1:
+            continue  # the stage one KPI's clock runs in by definition: no bottleneck
         by_set[frozenset(ids)].append(key)
     scored = []
     for ids, keys in by_set.items():
@@ -250,23 +256,20 @@ def test_cli_prints_the_report_and_writes_the_html(
     assert out.rstrip().endswith(f"HTML report: {html.resolve()}")
     assert html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
-    # A database nobody wrote: migrated, then reported empty; the HTML goes to DATA_DIR/report.html.
+    # A database nobody wrote is a mistake (a wrong --data-dir or database name), not an empty report.
     args = parser.parse_args(
         ["report", "--data-dir", str(tmp_path / "d"), "--clickhouse-url", loaded.url, "--clickhouse-database", "fresh"]
     )
-    assert args.func(args) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("No KPI has ended yet") and (tmp_path / "d" / "report.html").is_file()
+    with pytest.raises(ConfigError, match="holds no slaflow database 'fresh'"):
+        args.func(args)
+    assert not (tmp_path / "d" / "report.html").exists()
 
 
 def test_cli_says_so_in_one_line_when_clickhouse_is_unreachable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parser = argparse.ArgumentParser(prog="slaflow")
-    add_command(parser.add_subparsers(dest="command", required=True))
     url = f"http://user:s3cret@127.0.0.1:{free_port()}"
-    args = parser.parse_args(["report", "--clickhouse-url", url, "--html", str(tmp_path / "r.html")])
-    assert args.func(args) == 1
+    assert main(["report", "--clickhouse-url", url, "--html", str(tmp_path / "r.html")]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
@@ -313,8 +316,9 @@ def test_html_report_is_self_contained_and_renders_in_chromium(loaded: Loaded, t
     html = page.read_text(encoding="utf-8")
     assert report.headline.replace("'", "&#x27;") in html
     lowered = html.lower()
-    for external in ("<script", "src=", "href=", "url(", "<link", "@import"):
+    for external in ("<script", "src=", "url(", "<link", "@import"):
         assert external not in lowered, external
+    assert all(link.startswith('"#') for link in lowered.split("href=")[1:]), "links only to its own sections"
     assert html.count("<svg") >= 4
 
     blank = tmp_path / "blank.html"
@@ -325,3 +329,20 @@ def test_html_report_is_self_contained_and_renders_in_chromium(loaded: Loaded, t
     report_bytes, blank_bytes = shot.stat().st_size, empty.stat().st_size
     print(f"screenshots: report {report_bytes:,} bytes, blank {blank_bytes:,} bytes")
     assert report_bytes > 3 * blank_bytes, (report_bytes, blank_bytes)
+
+
+def test_the_report_speaks_plainly_and_lists_what_is_open_past_its_deadline(report: Report) -> None:
+    """Regression: jargon ("decided", "excess") without a word of explanation, a tautology as the worst
+    bottleneck (a call's answer KPI "in status queued"), and a count of late open KPIs with no list behind it."""
+    text = render_text(report)
+    assert "How to read this" in text
+    assert "decided" not in text and "excess" not in text
+    assert not any("status 'queued' (phone_call)" in b.full_label for b in report.bottlenecks)
+    t = report.totals
+    assert t.open_breached > 0 and len(report.open_late) == min(t.open_breached, OPEN_LATE_SHOWN)
+    deadlines = [late.deadline for late in report.open_late]
+    assert deadlines == sorted(deadlines) and all(late.overdue_hours > 0 for late in report.open_late)
+    assert f"Open past their deadline ({t.open_breached:,})" in text
+    assert all(late.record_id in text for late in report.open_late)
+    html = render_html(report)
+    assert html.count('href="#open-late"') == 1 and html.count('id="open-late"') == 1

@@ -133,9 +133,28 @@ def test_line_chart_gaps_split_the_line_and_lone_points_are_dots() -> None:
     assert len(list(root.iter(f"{SVG}circle"))) == 1
 
 
-def test_long_labels_are_cut_with_the_full_text_in_the_tooltip() -> None:
+def test_long_labels_wrap_onto_two_lines_and_stay_whole() -> None:
+    """Regression: the report's top bottleneck was shown as "KPI 'inbound_call/answer' =..." (cut at 28)."""
+    label = "KPI 'inbound_call/answer' = status 'queued' (phone_call)"
+    for svg in (bar_chart([(label, 1.0)], title="t"), stacked_bar_chart([(label, [1.0])], ["a"], title="t")):
+        root = parse(svg)
+        spans = ["".join(span.itertext()) for span in root.iter(f"{SVG}tspan")]
+        assert len(spans) == 2 and " ".join(spans) == label
+        width, _ = viewbox(root)
+        bar = bars(root)[0]
+        assert float(bar.attrib["x"]) + float(bar.attrib["width"]) < width  # the figure after the bar fits too
+
+
+def test_a_label_longer_than_two_lines_is_cut_with_the_full_text_in_the_tooltip() -> None:
     label = "x" * 80
     root = parse(bar_chart([(label, 1.0)], title="t"))
     assert label not in texts(root)
     assert any(text.endswith("…") for text in texts(root))
     assert any(label in "".join(title.itertext()) for title in root.iter(f"{SVG}title"))
+
+
+def test_line_chart_axis_labels_stay_inside_the_chart() -> None:
+    """Regression: the last hour's label was centred on the right edge and clipped."""
+    root = parse(line_chart([f"02 Mar {h:02d}:00" for h in range(6)], {"s": [0.5] * 6}, title="t"))
+    axis = [element for element in root.iter(f"{SVG}text") if element.get("text-anchor") in ("start", "end")]
+    assert [element.get("text-anchor") for element in axis[-2:]] == ["start", "end"]

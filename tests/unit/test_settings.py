@@ -21,12 +21,12 @@ def test_environment_then_flags() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SLAFLOW_PARTITIONS": "many"}, "^SLAFLOW_PARTITIONS: expected a whole number, got 'many'$"),
-        ({"SLAFLOW_PARTITIONS": "0"}, "^SLAFLOW_PARTITIONS must be at least 1, got 0$"),
-        ({"SLAFLOW_TICK_INTERVAL": "-1"}, "^SLAFLOW_TICK_INTERVAL must be between 0 and 60 seconds"),
-        ({"SLAFLOW_LOG_LEVEL": "loud"}, "^SLAFLOW_LOG_LEVEL must be one of debug, info, warn, error; got 'loud'$"),
-        ({"SLAFLOW_CLICKHOUSE_URL": "clickhouse:8123"}, "^SLAFLOW_CLICKHOUSE_URL must start with chdb://"),
-        ({"SLAFLOW_DISPLAY_TZ": "Mars/Olympus"}, "^SLAFLOW_DISPLAY_TZ must be an IANA time zone"),
+        ({"SLAFLOW_PARTITIONS": "many"}, r"^SLAFLOW_PARTITIONS: expected a whole number, got 'many'$"),
+        ({"SLAFLOW_PARTITIONS": "0"}, r"^SLAFLOW_PARTITIONS must be at least 1, got 0$"),
+        ({"SLAFLOW_TICK_INTERVAL": "-1"}, r"^SLAFLOW_TICK_INTERVAL must be between 0 and 60 seconds"),
+        ({"SLAFLOW_LOG_LEVEL": "loud"}, r"^SLAFLOW_LOG_LEVEL must be one of debug, info, warn, error; got 'loud'$"),
+        ({"SLAFLOW_CLICKHOUSE_URL": "clickhouse:8123"}, r"^SLAFLOW_CLICKHOUSE_URL must start with chdb://"),
+        ({"SLAFLOW_DISPLAY_TZ": "Mars/Olympus"}, r"^SLAFLOW_DISPLAY_TZ must be an IANA time zone"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
@@ -35,7 +35,7 @@ def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None
 
 
 def test_a_bad_flag_value_names_the_flag() -> None:
-    with pytest.raises(ConfigError, match="^--partitions must be at least 1, got 0$"):
+    with pytest.raises(ConfigError, match=r"^--partitions must be at least 1, got 0$"):
         Settings().replace({"partitions": "--partitions"}, partitions=0)
 
 
