@@ -187,6 +187,21 @@ def as_json(message_type: str, message: dict[str, Any]) -> str:
     return json.dumps(shown, ensure_ascii=False, separators=(",", ":"))
 
 
+INSTANT_FIELDS: Final = {
+    ALERT: "threshold_at_ms",
+    TRANSITION: "at_ms",
+    DURATION: "ended_at_ms",
+    DEAD_LETTER_TYPE: "dead_lettered_at_ms",
+}
+"""The instant each type of message is shown at (and ordered by, within a fetched batch)."""
+
+
+def in_time_order(batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """The ``(type, message)`` pairs of one fetch in time order (partitions arrive interleaved); stable, so
+    the messages of one instant keep their order (an escalation after its breach)."""
+    return sorted(batch, key=lambda pair: pair[1][INSTANT_FIELDS[pair[0]]])
+
+
 class LinePrinter:
     """Messages in, lines out. A BREACH is held until the next message (or :meth:`flush`) so that escalations
     firing at its very instant join its line instead of repeating it."""
@@ -284,26 +299,27 @@ class Follow:
                 batch = await consumer.getmany(timeout_ms=200)
                 if not batch:
                     printer.flush()
-                for tp, records in batch.items():
-                    for record in records:
-                        self._show(printer, self.topics[tp.topic], record.value)
+                shown = [
+                    self._decoded(self.topics[tp.topic], r.value) for tp, records in batch.items() for r in records
+                ]
+                for message_type, message in in_time_order([pair for pair in shown if pair is not None]):
+                    self.shown += 1
+                    if self.json_lines:
+                        self._write(as_json(message_type, message))
+                    else:
+                        printer.message(message_type, message)
         finally:
             printer.flush()
             await consumer.stop()
 
-    def _show(self, printer: LinePrinter, message_type: str, value: bytes | None) -> None:
+    def _decoded(self, message_type: str, value: bytes | None) -> tuple[str, dict[str, Any]] | None:
+        """The message to show, or ``None`` (filtered out, or not slaflow's)."""
         try:
             message = CODECS[message_type].decode(value or b"")
         except CodecError:
             self.unreadable += 1  # not slaflow's: someone else wrote to the topic
-            return
-        if not self.filters.keep(kind_of(message_type, message), message):
-            return
-        self.shown += 1
-        if self.json_lines:
-            self._write(as_json(message_type, message))
-        else:
-            printer.message(message_type, message)
+            return None
+        return (message_type, message) if self.filters.keep(kind_of(message_type, message), message) else None
 
     def _write(self, line: str) -> None:
         self.out.write(line + "\n")

@@ -205,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # The worker logs through Faust; the other commands print for people and log only trouble.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    name = f"slaflow {args.command}"
+    words = ["slaflow", args.command, *(getattr(args, sub, None) for sub in ("action", "benchmark"))]
+    name = " ".join(word for word in words if word)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ from typing import Final, TextIO
 from aiokafka import AIOKafkaConsumer
 from clickhouse_connect.driver.client import Client
 
-from agents.alerts import ALERT, LinePrinter
+from agents.alerts import ALERT, LinePrinter, in_time_order
 from agents.feed import DemoFeed, run_feed
 from agents.settings import Settings
 from agents.sink import catch_up
@@ -61,10 +61,10 @@ async def print_alerts(settings: Settings, stop: asyncio.Event, out: TextIO) -> 
             batch = await consumer.getmany(timeout_ms=200)
             if not batch:
                 printer.flush()
-            for messages in batch.values():
-                for message in messages:
-                    printer.message(ALERT, SLA_ALERT.decode(message.value))
-                    count += 1
+            alerts = [(ALERT, SLA_ALERT.decode(record.value)) for records in batch.values() for record in records]
+            for message_type, message in in_time_order(alerts):
+                printer.message(message_type, message)
+            count += len(alerts)
     finally:
         printer.flush()
         await consumer.stop()
