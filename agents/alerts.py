@@ -293,6 +293,10 @@ class Follow:
             starts = await consumer.beginning_offsets(partitions) if self.from_beginning else ends
             for tp in partitions:  # explicit offsets: seek_to_* races with the consumer's own first reset
                 consumer.seek(tp, starts[tp])
+            if not self.stop_at_end:
+                where = "the beginning" if self.from_beginning else "now"
+                print(f"slaflow alerts: following {', '.join(self.topics)} from {where} (Ctrl-C stops)",
+                      file=sys.stderr, flush=True)  # fmt: skip
             while True:
                 if self.stop_at_end and all([await consumer.position(tp) >= ends[tp] for tp in partitions]):
                     break

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Final, TextIO
 
@@ -38,25 +40,74 @@ MAX_PRINTED_REJECTS: Final = 20
 EXIT_INTERRUPTED: Final = 130
 
 
+class _Lines:
+    """Parses JSON lines into events, reporting each invalid one on ``errors`` with its line number (the first
+    :data:`MAX_PRINTED_REJECTS`; the others are counted at the end)."""
+
+    def __init__(self, source: str, errors: TextIO) -> None:
+        self.source = source
+        self.errors = errors
+        self.number = 0
+        self.rejected = 0
+
+    def parse(self, line: bytes) -> InputEvent | None:
+        self.number += 1
+        if not line.strip():
+            return None
+        try:
+            return parse_event_line(line)
+        except EventError as exc:
+            self.rejected += 1
+            if self.rejected <= MAX_PRINTED_REJECTS:
+                print(f"{self.source}:{self.number}: {exc}", file=self.errors)
+            return None
+
+    def finish(self) -> None:
+        if self.rejected > MAX_PRINTED_REJECTS:
+            print(f"{self.source}: {self.rejected - MAX_PRINTED_REJECTS} more rejected lines", file=self.errors)
+
+
 def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[InputEvent]:
     """The valid events of JSON ``lines``; each invalid one is reported on ``errors`` with its line number."""
-    rejected = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            yield parse_event_line(line)
-        except EventError as exc:
-            rejected += 1
-            if rejected <= MAX_PRINTED_REJECTS:
-                print(f"{source}:{number}: {exc}", file=errors)
-    if rejected > MAX_PRINTED_REJECTS:
-        print(f"{source}: {rejected - MAX_PRINTED_REJECTS} more rejected lines", file=errors)
+    parser = _Lines(source, errors)
+    for line in lines:
+        event = parser.parse(line)
+        if event is not None:
+            yield event
+    parser.finish()
+
+
+async def read_events_async(lines: AsyncIterator[bytes], source: str, errors: TextIO) -> AsyncIterator[InputEvent]:
+    """:func:`read_events` of lines that arrive over time (a pipe): the event loop keeps sending meanwhile."""
+    parser = _Lines(source, errors)
+    async for line in lines:
+        event = parser.parse(line)
+        if event is not None:
+            yield event
+    parser.finish()
+
+
+async def pipe_lines(pipe: BinaryIO) -> AsyncIterator[bytes]:
+    """The lines of a pipe or terminal as they arrive, without blocking the event loop (a process writing one
+    event a second, such as ``slaflow simulate --speed 1``, has each sent at once, not when the next comes)."""
+    reader = asyncio.StreamReader(limit=16 * 1024 * 1024)
+    await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    while line := await reader.readline():
+        yield line
+
+
+async def _each(events: Iterable[InputEvent] | AsyncIterator[InputEvent]) -> AsyncIterator[InputEvent]:
+    if isinstance(events, AsyncIterator):
+        async for event in events:
+            yield event
+    else:
+        for event in events:
+            yield event
 
 
 async def produce(
     settings: Settings,
-    events: Iterable[InputEvent],
+    events: Iterable[InputEvent] | AsyncIterator[InputEvent],
     batch: int = 10_000,
     *,
     create_topics: bool = True,
@@ -78,22 +129,24 @@ async def produce(
     )  # fmt: skip
     await start_client(producer, settings.kafka_bootstrap)
     try:
-        pending: list[tuple[str, Any]] = []
-        for event in events:
+        pending: list[asyncio.Future[Any]] = []
+        async for event in _each(events):
             topic = names.calls if isinstance(event, CallEvent) else names.case_events
-            pending.append((topic, await producer.send(topic, encode_input(event), key=routing_key(event).encode())))
+            future = await producer.send(topic, encode_input(event), key=routing_key(event).encode())
+            future.add_done_callback(lambda done, topic=topic: _count(done, topic, counted))
+            pending.append(future)
             if len(pending) >= batch:
-                await _acknowledged(pending, counted)
+                await asyncio.gather(*pending)  # a failed send raises here
                 pending = []
-        await _acknowledged(pending, counted)
+        await asyncio.gather(*pending)
     finally:
         await producer.stop()
     return sum(counted.values())
 
 
-async def _acknowledged(pending: list[tuple[str, Any]], sent: Counter[str]) -> None:
-    for topic, future in pending:
-        await future
+def _count(done: asyncio.Future[Any], topic: str, sent: Counter[str]) -> None:
+    """Count an acknowledged send as it is acknowledged (a Ctrl-C then reports exactly what went out)."""
+    if not done.cancelled() and done.exception() is None:
         sent[topic] += 1
 
 
@@ -126,12 +179,15 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {args.events}: {exc.strerror or exc}") from exc
     started = time.monotonic()
     sent: Counter[str] = Counter()
+    streamed = handle is sys.stdin.buffer and not stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
     try:
         with handle:
-            asyncio.run(
-                produce(settings, read_events(handle, args.events, sys.stderr), create_topics=args.create_topics,
-                        sent=sent)
-            )  # fmt: skip
+            events = (
+                read_events_async(pipe_lines(handle), args.events, sys.stderr)
+                if streamed
+                else read_events(handle, args.events, sys.stderr)
+            )
+            asyncio.run(produce(settings, events, create_topics=args.create_topics, sent=sent))
     except KeyboardInterrupt:
         print(f"slaflow produce: interrupted: {_where(sent)} before the interruption", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -142,5 +198,5 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 def _where(sent: Counter[str]) -> str:
     """``sent 1,812 events: 1,700 to P.case-events, 112 to P.calls``."""
     total = sum(sent.values())
-    parts = ", ".join(f"{n:,} to {topic}" for topic, n in sorted(sent.items()))
+    parts = ", ".join(f"{n:,} to {topic}" for topic, n in sorted(sent.items(), key=lambda item: (-item[1], item[0])))
     return f"sent {total:,} event{'s' if total != 1 else ''}" + (f" ({parts})" if parts else "")

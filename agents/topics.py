@@ -177,8 +177,9 @@ async def require_topics(settings: Settings, topics: Iterable[str], *, create: b
         return
     missing = await missing_topics(settings, topics)
     if missing:
+        which = f"topic {missing[0]} does not" if len(missing) == 1 else f"topics {', '.join(missing)} do not"
         raise ConfigError(
-            f"topic {', '.join(missing)} does not exist on {settings.kafka_bootstrap}. Check --topic-prefix (or "
+            f"{which} exist on {settings.kafka_bootstrap}. Check --topic-prefix (or "
             "SLAFLOW_TOPIC_PREFIX) and the topic flags: a worker creates its topics when it starts; pass "
             "--create-topics to create them here"
         )

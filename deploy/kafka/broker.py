@@ -101,9 +101,17 @@ def _check_port_free(host: str, port: int, what: str) -> None:
             ) from exc
 
 
-def _kraft_cluster_id() -> str:
-    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding, as Kafka's Uuid prints."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+def kraft_cluster_id() -> str:
+    """A random KRaft cluster id: 16 bytes, URL-safe base64 without padding, as Kafka's Uuid prints.
+
+    Like Kafka's own ``Uuid.randomUuid()``, it never begins with ``-`` (one id in 64 would), which a command
+    line could read as an option (``kafka-storage format`` failed so: "argument --cluster-id/-t: expected one
+    argument").
+    """
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not text.startswith("-"):
+            return text
 
 
 def die_with_parent() -> None:
@@ -298,7 +306,7 @@ class LocalKafka:
 
     def _format(self, jars: Path, config: Path) -> None:
         command = self._java_command(
-            jars, "kafka.tools.StorageTool", "format", "-t", _kraft_cluster_id(), "-c", str(config), "--standalone"
+            jars, "kafka.tools.StorageTool", "format", f"--cluster-id={kraft_cluster_id()}", "-c", str(config), "--standalone"
         )
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
