@@ -306,7 +306,13 @@ class LocalKafka:
 
     def _format(self, jars: Path, config: Path) -> None:
         command = self._java_command(
-            jars, "kafka.tools.StorageTool", "format", f"--cluster-id={kraft_cluster_id()}", "-c", str(config), "--standalone"
+            jars,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={kraft_cluster_id()}",
+            "-c",
+            str(config),
+            "--standalone",
         )
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
