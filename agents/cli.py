@@ -91,7 +91,7 @@ def cmd_sink(args: argparse.Namespace) -> int:
     level = logging.getLevelName({"warn": "WARNING"}.get(settings.log_level, settings.log_level.upper()))
     logging.getLogger().setLevel(level)
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))  # its INFO lines are about its own internals
-    return serve(settings)
+    return serve(settings, catch_up=args.catch_up)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Read the alerts, KPI transitions, KPI durations, case events and calls (read_committed) and write them "
         "into ClickHouse tables for analysts, committing only what ClickHouse acknowledged. Runs until SIGTERM "
         "or Ctrl-C.",
+    )
+    sink.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="write everything up to the current end of the topics, then stop (instead of running until stopped)",
     )
     add_settings(sink, SINK_SETTINGS)
     sink.set_defaults(func=cmd_sink)

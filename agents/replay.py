@@ -25,8 +25,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Final
 
+from agents.alerts import ALERT, TRANSITION, LinePrinter, in_time_order
 from agents.options import add_settings, command, instant_arg, settings_from
 from agents.runtime import tune_gc
+from schemas.messages import alert_message, transition_message
 from streams.core import EventRejected, SlaCore
 from streams.errors import PolicyError
 from streams.events import EventError, core_event, format_instant_ms, parse_event_line
@@ -72,14 +74,23 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="FILE",
         help=f"rejected lines (default: <events file>.rejects.jsonl; {STDIN_REJECTS} for stdin)",
     )
+    parser.add_argument(
+        "--format",
+        choices=("json", "text"),
+        default="json",
+        help="json: one JSON object per output; text: one line per output for people, as `slaflow alerts` shows "
+        "them (instants in --tz)",
+    )
+    add_settings(parser, ("display_tz",))
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary (errors still shown)")
     parser.set_defaults(func=cmd_replay)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run ``slaflow replay`` with parsed ``args``; return the exit code."""
+    settings = settings_from(args)
     try:
-        policies = load_policies(settings_from(args).policies)
+        policies = load_policies(settings.policies)
     except PolicyError as exc:
         _error(str(exc))
         return EXIT_CONFIG
@@ -107,7 +118,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             _error(f"cannot write the rejects file {rejects_path}: {exc.strerror or exc}")
             return EXIT_CONFIG
         tune_gc()
-        run = _Run(Replayer(SlaCore(policies)), source, out, rejects, rejects_path, quiet=args.quiet)
+
+        def write_line(line: str) -> None:
+            out.write(line + "\n")
+
+        lines = LinePrinter(settings.display_zone, write_line) if args.format == "text" else None
+        run = _Run(Replayer(SlaCore(policies)), source, out, rejects, rejects_path, quiet=args.quiet, lines=lines)
         return run.execute(events, _file_size(events), args.until)
     return EXIT_OK  # pragma: no cover - unreachable (mypy cannot see that ExitStack does not swallow)
 
@@ -123,8 +139,18 @@ class _Run:
     """One replay: reads lines, feeds the replayer, writes outputs and rejects, reports on stderr."""
 
     def __init__(
-        self, replayer: Replayer, source: str, out: IO[str], rejects: IO[str], rejects_path: Path, *, quiet: bool
+        self,
+        replayer: Replayer,
+        source: str,
+        out: IO[str],
+        rejects: IO[str],
+        rejects_path: Path,
+        *,
+        quiet: bool,
+        lines: LinePrinter | None = None,
     ) -> None:
+        self.lines = lines
+        """Text output for people (``--format text``); JSON lines when ``None``."""
         self.replayer = replayer
         self.source = source
         self.out = out
@@ -148,6 +174,8 @@ class _Run:
                 last = format_instant_ms(self.replayer.watermark_ms)
                 _error(f"note: --until {format_instant_ms(until_ms)} is before the latest event ({last}); ignored")
             self.write(self.replayer.finish(until_ms))
+            if self.lines is not None:
+                self.lines.flush()
             self.out.flush()
         except KeyboardInterrupt:
             code = EXIT_INTERRUPTED
@@ -192,6 +220,14 @@ class _Run:
         self.write(outputs)
 
     def write(self, outputs: list[Output]) -> None:
+        if self.lines is not None:
+            shown = [
+                (ALERT, alert_message(o, o.at_ms)) if o.is_alert else (TRANSITION, transition_message(o, o.visible_ms))
+                for o in outputs
+            ]
+            for message_type, message in in_time_order(shown):
+                self.lines.message(message_type, message)
+            return
         write = self.out.write
         for output in outputs:
             write(json.dumps(output.to_json(), ensure_ascii=False, separators=(",", ":")))

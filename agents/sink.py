@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import start_http_server
 
 from agents.settings import Settings
-from agents.topics import KafkaUnavailable, TopicNames, group_offsets, start_client
+from agents.topics import KafkaUnavailable, TopicNames, group_offsets, start_client, topic_partitions
 from sinks.clickhouse import ClickHouseSink, SinkError, connect, masked, migrate
 from sinks.metrics import SinkMetrics
 from sinks.rows import TOPIC_ATTRIBUTES
@@ -213,14 +214,13 @@ class SinkLoop:
             backlog[self._topic_of[tp.topic]] += max(0, end - committed)
         self.metrics.set_backlog(backlog)
 
-    async def caught_up(self) -> bool:
-        """Whether every assigned partition has been read (and committed) up to its end."""
+    async def caught_up(self, targets: dict[TopicPartition, int]) -> bool:
+        """Whether every assigned partition has been read (and committed) up to its offset in ``targets``."""
         assignment = self.consumer.assignment()
         if not assignment:
             return False
-        ends = await self.consumer.end_offsets(list(assignment))
         for tp in assignment:
-            if await self.consumer.position(tp) < ends[tp]:
+            if await self.consumer.position(tp) < targets.get(tp, 0):
                 return False
         return True
 
@@ -228,8 +228,8 @@ class SinkLoop:
 async def run_sink(
     settings: Settings, stop: asyncio.Event, metrics: SinkMetrics, *, until_caught_up: bool = False
 ) -> int:
-    """Run the sink until ``stop`` is set (or, with ``until_caught_up``, until every topic is written up to its
-    end); return the rows written."""
+    """Run the sink until ``stop`` is set (or, with ``until_caught_up``, until every topic is written up to the
+    end it had when the sink started); return the rows written."""
     consumer = sink_consumer(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await start_client(consumer, settings.kafka_bootstrap)
@@ -241,11 +241,13 @@ async def run_sink(
     loop = SinkLoop(settings, consumer, admin, metrics)
     written = 0
     try:
+        # Up to the ends the topics have now: with a worker's ticker writing into case-events, the end moves on.
+        targets = await consumer.end_offsets(await topic_partitions(admin, list(sink_topics(settings))))
         if not await loop.connect(stop):
             return 0
         while not stop.is_set():
             written += await loop.batch(stop)
-            if until_caught_up and await loop.caught_up():
+            if until_caught_up and await loop.caught_up(targets):
                 break
     finally:
         await admin.close()
@@ -262,8 +264,9 @@ async def catch_up(settings: Settings) -> int:
     return await run_sink(settings, asyncio.Event(), SinkMetrics(), until_caught_up=True)
 
 
-def serve(settings: Settings) -> int:
-    """``slaflow sink``: serve ``/metrics`` on ``sink_metrics_port`` and sink until SIGTERM or SIGINT."""
+def serve(settings: Settings, *, catch_up: bool = False) -> int:
+    """``slaflow sink``: serve ``/metrics`` on ``sink_metrics_port`` and sink until SIGTERM or SIGINT (with
+    ``catch_up``: until every topic is written up to its end, then say how many rows)."""
     metrics = SinkMetrics()
     if settings.sink_metrics_port:
         try:
@@ -280,7 +283,13 @@ def serve(settings: Settings) -> int:
         running = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             running.add_signal_handler(signum, stop.set)
-        return await run_sink(settings, stop, metrics)
+        return await run_sink(settings, stop, metrics, until_caught_up=catch_up)
 
-    asyncio.run(main())
+    written = asyncio.run(main())
+    if catch_up:
+        print(
+            f"slaflow sink: caught up: {written:,} rows written to {masked(settings.effective_clickhouse_url)}, "
+            f"database {settings.clickhouse_database}",
+            file=sys.stderr,
+        )
     return 0

@@ -80,7 +80,7 @@ SERVICE_LEVEL_TARGET: Final = 0.8
 DIMENSIONS: Final = ("queue", "owner", "tier", "priority", "kpi", "category", "status", "reopened", "emails")
 """The dimensions whose values compete as bottlenecks (see the module docstring)."""
 
-OPEN_LATE_SHOWN: Final = 50
+OPEN_LATE_SHOWN: Final = 20
 """Records open past their deadline listed by name (the longest overdue first); the others are counted."""
 
 _MS_PER_HOUR: Final = 3_600_000

@@ -208,7 +208,7 @@ def sections(report: Report) -> list[Section]:
         Section(
             f"Open past their deadline ({_n(report.totals.open_breached)}), the longest overdue first",
             _open_late_rows,
-            6,
+            7,
             "none: every open KPI is within its target.",
             anchor=OPEN_LATE_ID,
             note=_open_late_note,

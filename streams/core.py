@@ -43,10 +43,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 from streams.errors import DeadLetterReason, SlaflowError
-from streams.events import RecordEvent, parse_instant_ms
+from streams.events import RecordEvent, format_instant_ms, parse_instant_ms
 from streams.kpi import KpiClock, Threshold
 from streams.outputs import Output, OutputKind, output_from_json
-from streams.policy import Action, KpiSpec, Policy, PolicySet
+from streams.policy import Action, KpiSpec, Policy, PolicySet, format_duration_ms
 
 NEVER_MS: Final = -(2**62)
 """Before any instant: the emission mark of a record that has emitted nothing."""
@@ -194,8 +194,9 @@ class SlaCore:
         if event.occurred_at_ms < state.watermark_ms - self.max_ms:
             raise EventRejected(
                 DeadLetterReason.LATE,
-                f"event {event.event_id} of {event.record_id} happened at {event.occurred_at_ms}, more than "
-                f"max_lateness ({self.max_ms} ms) before the watermark {state.watermark_ms}",
+                f"event {event.event_id} of {event.record_id} happened at {format_instant_ms(event.occurred_at_ms)}, "
+                f"more than the maximum lateness ({format_duration_ms(self.max_ms)}) before the watermark "
+                f"{format_instant_ms(state.watermark_ms)}",
             )
         if state.pending is not None and any(e.event_id == event.event_id for e in state.pending):
             return state, []  # a repeat; repeats of compacted events are older than max_lateness: rejected above

@@ -484,7 +484,7 @@ def test_events_later_than_max_lateness_are_rejected_with_a_reason() -> None:
     run.advance(t0 + 3 * D)
     with pytest.raises(EventRejected) as caught:
         run.event("email_sent", t0 + H, now=t0 + 3 * D, direction="outbound")
-    assert caught.value.reason == "late" and "max_lateness" in caught.value.detail
+    assert caught.value.reason == "late" and "maximum lateness (2d)" in caught.value.detail
 
 
 def test_allowed_lateness_holds_alerts_back_and_lets_stragglers_in() -> None:

@@ -1,4 +1,4 @@
-"""The worker's warning when most of its input is dead-lettered (the README's feeding recipe once lost every
+"""The worker's warning when most of its input is dead-lettered (a documented feeding recipe once lost every
 event as 'late' without a word in the log)."""
 
 from __future__ import annotations
