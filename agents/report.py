@@ -72,7 +72,7 @@ def run_report(settings: Settings, html_path: Path, top: int = 5) -> Report:
         if not has_slaflow_schema(client, database):
             raise ConfigError(f"ClickHouse {masked(url)} holds no slaflow database {database!r}; {hint}")
         migrate(client, database)
-        return write_report(client, settings.clickhouse_database, html_path, top)
+        return write_report(client, settings.clickhouse_database, html_path, top, zone=settings.display_zone)
     finally:
         client.close()
 

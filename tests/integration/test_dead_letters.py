@@ -71,8 +71,18 @@ def test_bad_input_is_dead_lettered_and_counts_add_up(settings: Settings, tmp_pa
                    asyncio.run(read_all(settings.kafka_bootstrap, [TopicNames.of(settings).dead_letters]))]  # fmt: skip
         status, text = get(port, "/metrics")
         assert worker.poll() is None, "the worker must keep going"
+        assert "input events were dead-lettered" not in log.read_text()  # 5 of 25: no alarm
+
+        # Then a feed of past events (a replay into a wall-clock worker): every one is late, and the log says so.
+        past = [RecordEvent(f"p{n}", f"P-{n}", "case", "created", T0, {"tier": "VIP"}) for n in range(30)]
+        asyncio.run(
+            produce(settings.kafka_bootstrap, [(topic, e.record_id.encode(), encode_event(e), None) for e in past])
+        )
+        asyncio.run(wait_caught_up(settings, lambda: worker.poll() is None, log=log))
     finally:
         stop_process(worker)
+    (warning,) = [line for line in log.read_text().splitlines() if "input events were dead-lettered" in line]
+    assert "(late " in warning and "SLAFLOW_TICK_INTERVAL=0" in warning and "--start now" in warning, warning
 
     assert Counter(letter["reason"] for letter in letters) == Counter(
         {"undecodable": 1, "schema_violation": 1, "late": 1, "no_policy": 1, "key_mismatch": 1}

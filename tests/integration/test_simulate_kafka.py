@@ -41,7 +41,8 @@ def test_every_simulated_event_reaches_the_input_topic(settings: Settings, tmp_p
     ).stdout.splitlines()  # fmt: skip
     sent = subprocess.run(
         [sys.executable, "-m", "agents.cli", "simulate", *args, "--kafka", "--bootstrap", settings.kafka_bootstrap,
-         "--topic-prefix", settings.topic_prefix, "--speed", speed, "--truth", str(tmp_path / "truth.jsonl")],
+         "--topic-prefix", settings.topic_prefix, "--speed", speed, "--truth", str(tmp_path / "truth.jsonl"),
+         "--create-topics"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert sent.returncode == 0, sent.stderr
