@@ -172,7 +172,11 @@ class _Run:
                     self.progress.update(self.read, position, size)
             if until_ms is not None and until_ms < self.replayer.watermark_ms and not self.quiet:
                 last = format_instant_ms(self.replayer.watermark_ms)
-                _error(f"note: --until {format_instant_ms(until_ms)} is before the latest event ({last}); ignored")
+                until = format_instant_ms(until_ms)
+                print(
+                    f"slaflow replay: note: --until {until} is before the latest event ({last}); ignored",
+                    file=sys.stderr,
+                )
             self.write(self.replayer.finish(until_ms))
             if self.lines is not None:
                 self.lines.flush()
@@ -273,7 +277,7 @@ def _by_count(counter: Counter[str]) -> str:
 
 
 def _error(message: str) -> None:
-    print(f"slaflow replay: {message}", file=sys.stderr)
+    print(f"slaflow replay: error: {message}", file=sys.stderr)
 
 
 class _ReadError(Exception):
