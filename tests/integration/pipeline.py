@@ -20,6 +20,7 @@ from agents.sla import output_messages, step
 from agents.topics import TopicNames, group_progress, topic_partitions
 from schemas.codec import encode_event, encode_tick
 from streams.core import SlaCore
+from streams.events import RecordEvent
 from streams.partition import PartitionLogic
 
 Message = tuple[str, bytes | None, bytes, int | None]
@@ -43,6 +44,19 @@ def simulated_stream(settings: Settings, seed: int, days: float, cases_per_day: 
         if n % TICK_EVERY == 0:
             messages += [(topic, None, encode_tick(last, "test"), p) for p in range(settings.partitions)]
     messages += [(topic, None, encode_tick(last + 2 * 86_400_000, "test"), p) for p in range(settings.partitions)]
+    return messages
+
+
+def events_and_ticks(settings: Settings, *items: RecordEvent | int) -> list[Message]:
+    """Messages for the case-events topic: each event keyed by its record, each int a clock tick at that instant
+    (UTC epoch ms) into every partition."""
+    topic = TopicNames.of(settings).case_events
+    messages: list[Message] = []
+    for item in items:
+        if isinstance(item, int):
+            messages += [(topic, None, encode_tick(item, "test"), p) for p in range(settings.partitions)]
+        else:
+            messages.append((topic, item.record_id.encode(), encode_event(item), None))
     return messages
 
 

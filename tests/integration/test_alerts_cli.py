@@ -15,11 +15,10 @@ import pytest
 
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
-from agents.topics import TopicNames, ensure_topics
-from schemas.codec import encode_event, encode_tick
+from agents.topics import TopicNames
 from streams.events import RecordEvent
-from tests.integration.pipeline import Message, produce, wait_caught_up
-from tests.integration.web import free_port, wait_ready
+from tests.integration.pipeline import events_and_ticks, produce, wait_caught_up
+from tests.integration.web import on_policy, wait_ready
 from tests.policies import VIP_FIRST_RESPONSE
 
 pytestmark = pytest.mark.integration
@@ -45,30 +44,16 @@ def case(n: int, queue: str, at_ms: int = T0) -> RecordEvent:
     return RecordEvent(f"c{n}", f"R-{n}", "case", "created", at_ms + n * 1000, attributes)
 
 
-def stream(settings: Settings, *items: RecordEvent | int) -> list[Message]:
-    """Events keyed by record, and ints as clock ticks into every partition."""
-    topic = TopicNames.of(settings).case_events
-    messages: list[Message] = []
-    for item in items:
-        if isinstance(item, int):
-            messages += [(topic, None, encode_tick(item, "test"), p) for p in range(settings.partitions)]
-        else:
-            messages.append((topic, item.record_id.encode(), encode_event(item), None))
-    return messages
-
-
 def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: Settings, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(VIP_FIRST_RESPONSE)
-    port = free_port()
-    settings = settings.replace(policies=policy, tick_interval_s=0, web_port=port)
-    asyncio.run(ensure_topics(settings))
+    settings, port = on_policy(settings, tmp_path / "policy.yaml", VIP_FIRST_RESPONSE)
     log = tmp_path / "worker.log"
     worker = start_worker(settings, log)
     try:
         wait_ready(port)
         answered = RecordEvent("a1", "R-1", "case", "first_response", T0 + 40 * MIN, {})
-        messages = stream(settings, case(1, "billing"), case(2, "sales"), T0 + 31 * MIN, answered, T0 + 61 * MIN)
+        messages = events_and_ticks(
+            settings, case(1, "billing"), case(2, "sales"), T0 + 31 * MIN, answered, T0 + 61 * MIN
+        )
         messages.append((TopicNames.of(settings).case_events, b"R-9", b"\x00\x1b[2Jnot avro", None))
         asyncio.run(produce(settings.kafka_bootstrap, messages))
         asyncio.run(wait_caught_up(settings, lambda: worker.poll() is None, log=log))
@@ -120,7 +105,7 @@ def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: S
                 assert follower.stderr is not None
                 assert "following" in follower.stderr.readline()  # it has started, from the end
                 later = case(3, "billing", T0 + 70 * MIN)  # after the watermark: not late
-                asyncio.run(produce(settings.kafka_bootstrap, stream(settings, later, T0 + 140 * MIN)))
+                asyncio.run(produce(settings.kafka_bootstrap, events_and_ticks(settings, later, T0 + 140 * MIN)))
                 assert follower.stdout is not None
                 first = follower.stdout.readline()  # blocks until the line comes (the test's timeout guards it)
                 assert "WARNING  case R-3 first_response (vip)" in first and "UTC" in first, first

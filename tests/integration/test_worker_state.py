@@ -11,25 +11,17 @@ import pytest
 
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
-from agents.topics import TopicNames, ensure_topics
-from schemas.codec import DEAD_LETTER, encode_event, encode_tick
+from agents.topics import TopicNames
+from schemas.codec import DEAD_LETTER
 from streams.events import RecordEvent
-from tests.integration.pipeline import Message, produce, read_all, wait_caught_up
-from tests.integration.web import free_port, get, metric, wait_for, wait_ready
+from tests.integration.pipeline import events_and_ticks, produce, read_all, wait_caught_up
+from tests.integration.web import get, metric, on_policy, wait_for, wait_ready
 from tests.policies import VIP_FIRST_RESPONSE
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_777_878_000_000  # 2026-05-04T07:00:00Z
 MIN = 60_000
-
-
-def events(settings: Settings, *batch: RecordEvent, tick_ms: int | None = None) -> list[Message]:
-    topic = TopicNames.of(settings).case_events
-    messages: list[Message] = [(topic, e.record_id.encode(), encode_event(e), None) for e in batch]
-    if tick_ms is not None:
-        messages += [(topic, None, encode_tick(tick_ms, "test"), p) for p in range(settings.partitions)]
-    return messages
 
 
 def created(n: int) -> RecordEvent:
@@ -43,16 +35,12 @@ def running(port: int) -> float:
 def test_views_create_no_state_and_the_gauge_counts_what_the_worker_holds(settings: Settings, tmp_path: Path) -> None:
     """Regression for two bugs: a view cached a stale copy of the record in a partition that does not own it
     (R-1..R-7 stayed in_progress, the gauge counted them twice); after a restart the gauge read 0."""
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(VIP_FIRST_RESPONSE)
-    port = free_port()
-    settings = settings.replace(policies=policy, tick_interval_s=0, web_port=port)
-    asyncio.run(ensure_topics(settings))
+    settings, port = on_policy(settings, tmp_path / "policy.yaml", VIP_FIRST_RESPONSE)
     log = tmp_path / "worker.log"
     worker = start_worker(settings, log)
     try:
         wait_ready(port)
-        asyncio.run(produce(settings.kafka_bootstrap, events(settings, *map(created, range(1, 9)), tick_ms=T0 + MIN)))
+        asyncio.run(produce(settings.kafka_bootstrap, events_and_ticks(settings, *map(created, range(1, 9)), T0 + MIN)))
         asyncio.run(wait_caught_up(settings, lambda: worker.poll() is None, log=log))
         for n in range(1, 9):
             status, view = get(port, f"/sla/records/R-{n}")
@@ -60,7 +48,7 @@ def test_views_create_no_state_and_the_gauge_counts_what_the_worker_holds(settin
         wait_for("open KPIs running", lambda: running(port), 8)
         met = [RecordEvent(f"m{n}", f"R-{n}", "case", "first_response", T0 + 2 * MIN, {"channel": "email"})
                for n in range(1, 5)]  # fmt: skip
-        asyncio.run(produce(settings.kafka_bootstrap, events(settings, *met, tick_ms=T0 + 3 * MIN)))
+        asyncio.run(produce(settings.kafka_bootstrap, events_and_ticks(settings, *met, T0 + 3 * MIN)))
         asyncio.run(wait_caught_up(settings, lambda: worker.poll() is None, log=log))
         for n in range(1, 9):
             view = get(port, f"/sla/records/R-{n}")[1]
@@ -90,17 +78,14 @@ def test_a_worker_with_another_policy_file_sets_records_aside_and_keeps_running(
 ) -> None:
     """Regression: a stored record pinned to a version the worker does not have (another policy file, a fresh
     data directory) crashed the agent with SnapshotError, and the worker crash-looped."""
-    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
-    old.write_text(VIP_FIRST_RESPONSE)
+    first, port = on_policy(settings, tmp_path / "old.yaml", VIP_FIRST_RESPONSE)
+    new = tmp_path / "new.yaml"
     new.write_text(VIP_FIRST_RESPONSE.replace('version: "t1"', 'version: "t2"').replace("name: vip", "name: gold"))
-    port = free_port()
-    first = settings.replace(policies=old, tick_interval_s=0, web_port=port)
-    asyncio.run(ensure_topics(first))
     log = tmp_path / "worker.log"
     worker = start_worker(first, log)
     try:
         wait_ready(port)
-        asyncio.run(produce(first.kafka_bootstrap, events(first, *map(created, range(1, 4)), tick_ms=T0 + MIN)))
+        asyncio.run(produce(first.kafka_bootstrap, events_and_ticks(first, *map(created, range(1, 4)), T0 + MIN)))
         asyncio.run(wait_caught_up(first, lambda: worker.poll() is None, log=log))
     finally:
         stop_process(worker)
@@ -111,7 +96,7 @@ def test_a_worker_with_another_policy_file_sets_records_aside_and_keeps_running(
         wait_ready(port)
         later = [RecordEvent("f1", "R-1", "case", "first_response", T0 + 2 * MIN, {}), created(9)]
         # The tick passes R-2's and R-3's warning points: their deadlines find them unrestorable too.
-        asyncio.run(produce(second.kafka_bootstrap, events(second, *later, tick_ms=T0 + 40 * MIN)))
+        asyncio.run(produce(second.kafka_bootstrap, events_and_ticks(second, *later, T0 + 40 * MIN)))
         asyncio.run(wait_caught_up(second, lambda: worker.poll() is None, log=log))
         letters = [DEAD_LETTER.decode(r.value) for r in
                    asyncio.run(read_all(second.kafka_bootstrap, [TopicNames.of(second).dead_letters]))]  # fmt: skip

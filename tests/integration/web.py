@@ -3,18 +3,33 @@ metric from ``/metrics``. A fixture module: tests import it, never each other.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.settings import Settings
+from agents.topics import ensure_topics
 from tests.integration.conftest import free_port
 
-__all__ = ["free_port", "get", "metric", "wait_for", "wait_ready"]
+__all__ = ["free_port", "get", "metric", "on_policy", "wait_for", "wait_ready"]
+
+
+def on_policy(settings: Settings, policy_file: Path, policy: str) -> tuple[Settings, int]:
+    """The settings of a worker on the policy text ``policy`` (written to ``policy_file``), its ticker off (the
+    test writes the clock ticks) and its web server on a free port; the topics are created. Returns the settings
+    and that port."""
+    policy_file.write_text(policy)
+    port = free_port()
+    settings = settings.replace(policies=policy_file, tick_interval_s=0, web_port=port)
+    asyncio.run(ensure_topics(settings))
+    return settings, port
 
 
 def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
