@@ -211,6 +211,8 @@ class SlaProcessor:
         """A batch has started and is not yet fully sent and acknowledged."""
         self._uncommitted: dict[tuple[str, int], int] = {}
         """Last processed offset per input (topic, partition) since the last commit."""
+        self._revoked_generation = -1
+        """The consumer generation whose partitions were last revoked: messages read in it are not processed."""
         self.dead_letter_watch = DeadLetterWatch()
 
     def forget_partitions(self) -> None:
@@ -227,7 +229,9 @@ class SlaProcessor:
         """
         started = time.perf_counter()
         async with self.batch_lock:
-            await self._process(stream, events)
+            events = self._of_current_assignment(events)
+            if events:
+                await self._process(stream, events)
             if time.monotonic() - self._last_commit >= self.commit_interval_s:
                 await self.commit()
         self.metrics.batch(len(events), time.perf_counter() - started)
@@ -269,10 +273,32 @@ class SlaProcessor:
                 await self.commit()
 
     async def on_partitions_revoked(self) -> None:
-        """A rebalance: commit everything processed (after the batch in progress), forget every partition."""
+        """A rebalance: commit everything processed (after the batch in progress), forget every partition, and
+        process nothing more that was read before it (:meth:`_of_current_assignment`)."""
         async with self.batch_lock:
             await self.commit()
             self.forget_partitions()
+            self._revoked_generation = self.app.consumer_generation_id
+
+    def _of_current_assignment(self, events: Sequence[EventT]) -> Sequence[EventT]:
+        """The events of ``events`` read after the last revocation.
+
+        Faust clears its queues at a revocation, but not the batch that ``take_events`` is filling, which it hands
+        over after the revocation's commit, even after the next assignment (seen here: a message read in
+        generation 5 processed in generation 6, after the revocation had committed its partition): processing it
+        would write outputs and table records into a transaction that may never commit (for a partition that moved
+        away) or that holds them twice (the partition is read again from its committed offset). A message carries
+        the consumer generation it was read in; one read at or before the revoked generation is left to be read
+        again from the committed offsets.
+        """
+        revoked = self._revoked_generation
+        current = [event for event in events if (event.message.generation_id or 0) > revoked]
+        if len(current) < len(events):
+            log.info(
+                "%d messages read before the rebalance of generation %d are left to be read again from the "
+                "committed offsets", len(events) - len(current), revoked,
+            )  # fmt: skip
+        return current
 
     async def _process(self, stream: StreamT, events: Sequence[EventT]) -> None:
         self._batch_open = True

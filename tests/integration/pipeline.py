@@ -130,6 +130,10 @@ async def wait_caught_up(
     raise AssertionError(f"the worker did not catch up: {remaining} messages left, alive={alive()}\n{tail}")
 
 
+Source = tuple[int, int]
+"""(input partition, input offset) of the message whose processing emitted an output."""
+
+
 def expected_outputs(settings: Settings, inputs: list[ConsumerRecord]) -> dict[str, list[tuple[str, bytes]]]:
     """What the agent must write for these input messages: ``{topic kind: [(key, value), ...]}``.
 
@@ -137,19 +141,31 @@ def expected_outputs(settings: Settings, inputs: list[ConsumerRecord]) -> dict[s
     partition, messages in offset order: the outputs of an uninterrupted run. ``inputs`` come from one topic
     (messages of two co-partitioned topics interleave in the order the worker happened to fetch them).
     """
+    return {
+        kind: [(key, value) for key, value, _ in outputs]
+        for kind, outputs in expected_outputs_with_sources(settings, inputs).items()
+    }
+
+
+def expected_outputs_with_sources(
+    settings: Settings, inputs: list[ConsumerRecord]
+) -> dict[str, list[tuple[str, bytes, Source]]]:
+    """:func:`expected_outputs` with the input partition and offset that emitted each output, so that a test
+    can say which input a missing or unexpected output belongs to."""
     assert len({record.topic for record in inputs}) <= 1, "expected_outputs needs the messages of one topic"
     current, previous = load_policy_versions(settings)
     core = SlaCore(current, previous=previous)
     by_partition: dict[int, list[ConsumerRecord]] = defaultdict(list)
     for record in inputs:
         by_partition[record.partition].append(record)
-    expected: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
+    expected: dict[str, list[tuple[str, bytes, Source]]] = defaultdict(list)
     for partition in sorted(by_partition):
         logic = PartitionLogic(core, lambda _record_id: None)
         for record in sorted(by_partition[partition], key=lambda r: r.offset):
+            source = (record.partition, record.offset)
             result = step(logic, record.key, record.value)
             if result.rejected:
-                expected["dead_letters"].append((record.key.decode() if record.key else "", record.value))
+                expected["dead_letters"].append((record.key.decode() if record.key else "", record.value, source))
             for kind, record_id, value in output_messages(result.outputs, logic.watermark_ms):
-                expected[kind].append((record_id, value))
+                expected[kind].append((record_id, value, source))
     return expected

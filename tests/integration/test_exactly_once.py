@@ -5,10 +5,12 @@ an uninterrupted run once, and nothing else."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import subprocess
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,11 @@ import pytest
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
 from agents.topics import TopicNames, ensure_topics, group_progress
-from schemas.codec import DEAD_LETTER, SLA_ALERT
+from schemas.codec import DEAD_LETTER, KPI_DURATION, KPI_TRANSITION, SLA_ALERT
 from tests.integration.pipeline import (
     Message,
-    expected_outputs,
+    Source,
+    expected_outputs_with_sources,
     produce,
     read_all,
     simulated_stream,
@@ -60,21 +63,67 @@ async def committed(settings: Settings) -> int:
     return done
 
 
+CODECS = {"alerts": SLA_ALERT, "transitions": KPI_TRANSITION, "durations": KPI_DURATION}
+SHOWN = 20
+"""Missing or unexpected outputs listed in a failure message, per topic."""
+
+
+def describe(kind: str, value: bytes, where: str) -> str:
+    """One output, decoded, for a failure message: what it is, when it fired, and where it came from."""
+    m = CODECS[kind].decode(value)
+    time_field = {"alerts": "fired_at_ms", "transitions": "emitted_at_ms", "durations": "ended_at_ms"}[kind]
+    extra = f" level={m['level']}" if kind == "alerts" else f" seq={m['sequence']}"
+    return (
+        f"{m['record_id']}/{m['kpi']}/{m['kpi_instance']}/{m.get('kind', m.get('outcome'))}{extra} "
+        f"rev={m['revision']} revoked={m['revoked']} {time_field}={m[time_field]} started_at={m['started_at_ms']} "
+        f"[{where}]"
+    )
+
+
+def differences(
+    kind: str,
+    missing: Counter[tuple[str, bytes]],
+    extra: Counter[tuple[str, bytes]],
+    sources: dict[tuple[str, bytes], list[Source]],
+    written: dict[tuple[str, bytes], list[tuple[int, int]]],
+) -> str:
+    """The missing outputs (with the input partition/offset that emits them) and the unexpected ones (with where
+    they were written), decoded."""
+    lines = [f"{kind}: {sum(missing.values())} missing, {sum(extra.values())} unexpected"]
+    for key, _ in sorted(missing.items(), key=lambda item: sources[item[0]])[:SHOWN]:
+        inputs = ", ".join(f"input p{p}@{o}" for p, o in sources[key])
+        lines.append(f"  missing    {describe(kind, key[1], inputs)}")
+    for key, _ in sorted(extra.items(), key=lambda item: written[item[0]])[:SHOWN]:
+        outputs = ", ".join(f"output p{p}@{o}" for p, o in written[key])
+        lines.append(f"  unexpected {describe(kind, key[1], outputs)}")
+    return "\n".join(lines)
+
+
 def check_exactly_once(settings: Settings) -> dict[str, int]:
     """Compare what a read_committed reader sees on every output topic with an uninterrupted run."""
     names = TopicNames.of(settings)
     inputs = asyncio.run(read_all(settings.kafka_bootstrap, [names.case_events]))
-    expected = expected_outputs(settings, inputs)
+    expected = expected_outputs_with_sources(settings, inputs)
     counts = {}
+    failures = []
     for kind, topic in (("alerts", names.alerts), ("transitions", names.transitions),
                         ("durations", names.durations)):  # fmt: skip
-        got = Counter((r.key.decode(), r.value) for r in asyncio.run(read_all(settings.kafka_bootstrap, [topic])))
-        want = Counter(expected[kind])
+        records = asyncio.run(read_all(settings.kafka_bootstrap, [topic]))
+        got = Counter((r.key.decode(), r.value) for r in records)
+        written: dict[tuple[str, bytes], list[tuple[int, int]]] = {}
+        for r in records:
+            written.setdefault((r.key.decode(), r.value), []).append((r.partition, r.offset))
+        sources: dict[tuple[str, bytes], list[Source]] = {}
+        for key, value, source in expected[kind]:
+            sources.setdefault((key, value), []).append(source)
+        want = Counter((key, value) for key, value, _ in expected[kind])
         repeated = {k: n for k, n in got.items() if n > 1}
         assert not repeated, f"{kind}: {len(repeated)} outputs repeated, e.g. {next(iter(repeated))}"
         missing, extra = want - got, got - want
-        assert not missing and not extra, f"{kind}: {len(missing)} missing, {len(extra)} unexpected"
+        if missing or extra:
+            failures.append(differences(kind, missing, extra, sources, written))
         counts[kind] = sum(got.values())
+    assert not failures, "\n".join(failures)
     letters = asyncio.run(read_all(settings.kafka_bootstrap, [names.dead_letters]))
     decoded = Counter((DEAD_LETTER.decode(r.value)["source_partition"], DEAD_LETTER.decode(r.value)["value"])
                       for r in letters)  # fmt: skip
@@ -90,11 +139,19 @@ def check_exactly_once(settings: Settings) -> dict[str, int]:
     return counts
 
 
+def seed(variable: str) -> int:
+    """A seed from the environment variable ``variable``, or a fresh random one (printed, to rerun a failure)."""
+    value = os.environ.get(variable)
+    return int(value) if value else random.SystemRandom().randrange(10_000)
+
+
 def test_sigkill_at_random_moments_loses_and_repeats_nothing(settings: Settings, tmp_path: Path) -> None:
     settings = crash_settings(settings, tmp_path)
     asyncio.run(ensure_topics(settings))
-    messages = list(stream(settings, seed=11))
-    rng = random.Random(5)
+    kill_seed, stream_seed = seed("SLAFLOW_KILL_SEED"), seed("SLAFLOW_STREAM_SEED")
+    print(f"\nSLAFLOW_KILL_SEED={kill_seed} SLAFLOW_STREAM_SEED={stream_seed} (log: {tmp_path / 'worker.log'})")
+    messages = list(stream(settings, seed=stream_seed))
+    rng = random.Random(kill_seed)
     log = tmp_path / "worker.log"
 
     async def scenario() -> list[float]:
@@ -113,6 +170,7 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(settings: Settings,
                 worker.kill()
                 worker.wait()
                 kills.append(delay)
+                print(f"SIGKILL worker pid {worker.pid} at {datetime.now():%H:%M:%S.%f}, {delay:.2f} s after a commit")
                 worker = start_worker(settings, log)
             await feeding
             await wait_caught_up(settings, lambda: worker.poll() is None, log=log)
