@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from streams.errors import ConfigError
 from streams.outputs import ALERT_KINDS, OutputKind
 
 EXIT_INTERRUPTED: Final = 130
+EXIT_OUTPUT_CLOSED: Final = 1
 PREVIEW_BYTES: Final = 48
 """Bytes of a dead letter's value shown in its line (all of them with --json)."""
 
@@ -393,6 +396,10 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"slaflow alerts: stopped (Ctrl-C) after {follow.shown:,} messages", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `slaflow alerts | head`: the reader has what it wanted
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
+        return EXIT_OUTPUT_CLOSED
     if follow.unreadable:
         print(f"slaflow alerts: {follow.unreadable:,} messages were not slaflow's and were skipped", file=sys.stderr)
     return 0

@@ -4,15 +4,18 @@ JSON for machines, following new alerts, and Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
+from agents.cli import main
 from agents.demo import start_worker, stop_process
 from agents.settings import Settings
 from agents.topics import TopicNames
@@ -37,6 +40,33 @@ def alerts(settings: Settings, *flags: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+class ClosedPipe(io.StringIO):
+    """Standard output whose reader has gone (``| head``): every write fails as on a closed pipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fd = os.open(os.devnull, os.O_WRONLY)
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def output_closed_early(settings: Settings) -> int:
+    """The exit code of ``slaflow alerts --from-beginning --exit`` whose standard output is closed."""
+    closed = ClosedPipe()
+    saved = sys.stdout
+    sys.stdout = closed
+    try:
+        with mock.patch.dict(os.environ, settings.to_env()):
+            return main(["alerts", "--from-beginning", "--exit"])
+    finally:
+        sys.stdout = saved
+        os.close(closed.fd)
 
 
 def case(n: int, queue: str, at_ms: int = T0) -> RecordEvent:
@@ -84,6 +114,7 @@ def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: S
             alerts(settings, "--from-beginning", "--record", "R-1", "--kind", "KPI_SUCCEEDED").stdout.count("\n") == 1
         )
         assert alerts(settings).stdout == ""  # from the end: nothing new
+        assert output_closed_early(settings) == 1  # `slaflow alerts | head -1`: exit 1, no traceback
 
         as_json = [
             json.loads(line) for line in alerts(settings, "--from-beginning", "--all", "--json").stdout.splitlines()
