@@ -120,7 +120,7 @@ def alert_line(a: dict[str, Any], zone: tzinfo, escalations: Sequence[dict[str, 
     at = a["threshold_at_ms"]
     share = 100 * a["business_elapsed_ms"] / a["target_ms"] if a["target_ms"] else 0.0
     line = (
-        f"{format_when(at, zone)}  {kind:<8} {_subject(a)}: {format_span(a['business_elapsed_ms'])} of "
+        f"{format_when(at, zone)}  {kind:<14} {_subject(a)}: {format_span(a['business_elapsed_ms'])} of "
         f"{format_span(a['target_ms'])} used ({share:.0f} %), deadline {format_relative(a['deadline_ms'], at, zone)}; "
         f"{_where(a['attributes'])}"
     )
@@ -173,7 +173,7 @@ def dead_letter_line(d: dict[str, Any], zone: tzinfo) -> str:
     """One dead letter: why, where from, and a safe preview of the bytes."""
     key = preview(d["key"], 64).split(": ", 1)[-1] if d["key"] is not None else "(none)"
     return (
-        f"{format_when(d['dead_lettered_at_ms'], zone)}  DEAD LETTER    {d['reason']}: "
+        f"{format_when(d['dead_lettered_at_ms'], zone)}  DEAD_LETTER    {d['reason']}: "
         f"{d['source_topic']}[{d['source_partition']}]@{d['source_offset']} key {key}: {d['detail']}; value "
         f"{preview(d['value'])}"
     )
@@ -276,7 +276,7 @@ class Follow:
 
     async def run(self) -> None:
         """Read until interrupted or, with ``stop_at_end``, until the end the topics had when it started."""
-        await require_topics(self.settings, list(self.topics), create=False)
+        await require_topics(self.settings, list(self.topics), create=None)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             enable_auto_commit=False,
@@ -394,15 +394,22 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     try:
         asyncio.run(follow.run())
     except KeyboardInterrupt:
-        print(f"slaflow alerts: stopped (Ctrl-C) after {follow.shown:,} messages", file=sys.stderr)
+        print(f"slaflow alerts: stopped (Ctrl-C) after {_messages(follow.shown)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `slaflow alerts | head`: the reader has what it wanted
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit must not fail again
         return EXIT_OUTPUT_CLOSED
     if follow.unreadable:
-        print(f"slaflow alerts: {follow.unreadable:,} messages were not slaflow's and were skipped", file=sys.stderr)
+        print(f"slaflow alerts: {_messages(follow.unreadable)} not slaflow's, skipped", file=sys.stderr)
+    if not follow.shown:
+        where = "since the beginning" if args.from_beginning else "new (--from-beginning shows what is there)"
+        print(f"slaflow alerts: no message to show {where}", file=sys.stderr)
     return 0
+
+
+def _messages(n: int) -> str:
+    return f"{n:,} message{'' if n == 1 else 's'}"
 
 
 def _kinds(given: list[str]) -> Iterator[str]:

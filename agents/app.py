@@ -59,6 +59,17 @@ def load_policy_versions(settings: Settings) -> tuple[PolicySet, list[PolicySet]
     return current, previous
 
 
+class InterruptibleWorker(faust.Worker):
+    """Faust's worker, remembering whether it was stopped by SIGINT (Ctrl-C): the command then exits with 130, as
+    every slaflow command does when interrupted (SIGTERM, a supervisor's stop, still exits with 0)."""
+
+    interrupted = False
+
+    def _on_sigint(self) -> None:
+        self.interrupted = True
+        super()._on_sigint()
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired for ``settings``; run it with ``faust.Worker(app).execute_from_commandline()``."""
     faust_fixes.apply()

@@ -28,8 +28,9 @@ from agents import alerts, bench, produce, replay, report, simulate
 from agents.options import CLICKHOUSE, INPUT_TOPICS, KAFKA, OUTPUT_TOPICS, HelpFormatter, add_settings, command
 from agents.options import settings_from as _settings
 from agents.runtime import tune_gc
+from agents.settings import ensure_free_port
 from deploy.kafka.broker import BrokerError
-from deploy.kafka.broker import main as broker_main
+from deploy.kafka.broker import serve as serve_broker
 from streams.errors import ConfigError, SlaflowError, Unavailable
 
 EXIT_OK: Final = 0
@@ -46,7 +47,7 @@ SINK_SETTINGS: Final = (
     *KAFKA, *INPUT_TOPICS, "topic_alerts", "topic_transitions", "topic_durations", "app_id", *CLICKHOUSE,
     "sink_batch_rows", "sink_flush_s", "sink_metrics_port", "web_bind", "log_level",
 )  # fmt: skip
-RUN_SETTINGS: Final = (*KAFKA, "partitions", "policies", "data_dir", "display_tz")
+RUN_SETTINGS: Final = (*KAFKA, "partitions", "policies", "data_dir", "web_port", "sink_metrics_port", "display_tz")
 
 
 def slaflow_version() -> str:
@@ -59,9 +60,7 @@ def slaflow_version() -> str:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run one SLA worker until SIGINT/SIGTERM."""
-    import faust  # noqa: PLC0415 - heavy import, only this command needs it
-
-    from agents.app import create_app  # noqa: PLC0415
+    from agents.app import InterruptibleWorker, create_app  # noqa: PLC0415
     from agents.topics import ensure_topics  # noqa: PLC0415
 
     settings = _settings(args)
@@ -70,14 +69,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "no Kafka broker: set KAFKA_BOOTSTRAP or pass --bootstrap HOST:PORT (or use `slaflow run`, which starts "
             "one)"
         )
+    ensure_free_port(settings, "web_port")
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     app = create_app(settings)  # reads the policy file first: a mistake in it is reported before Kafka is asked
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(ensure_topics(settings))
     tune_gc()
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop)
-    worker.execute_from_commandline()
+    worker = InterruptibleWorker(app, loglevel=settings.log_level, loop=loop)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        if worker.interrupted:
+            return EXIT_INTERRUPTED
+        raise
     return EXIT_OK  # pragma: no cover - execute_from_commandline exits
 
 
@@ -198,16 +203,28 @@ def build_parser() -> argparse.ArgumentParser:
         "Start a single-node Apache Kafka broker (KRaft) on 127.0.0.1, print its address, and run until Ctrl-C.",
     )
     kafka.add_argument("--data-dir", default=None, metavar="DIR", help="broker data directory (default: temporary)")
-    kafka.add_argument("--port", default="0", metavar="PORT", help="broker port (0: a free one)")
-    kafka.set_defaults(
-        func=lambda a: broker_main([*(["--data-dir", a.data_dir] if a.data_dir else []), "--port", a.port])
-    )
+    kafka.add_argument("--port", type=int, default=0, metavar="PORT", help="broker port (0: a free one)")
+    kafka.set_defaults(func=lambda a: serve_broker(Path(a.data_dir) if a.data_dir else None, int(a.port)))
+    return parser
+
+
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command ``args`` were parsed for: ``slaflow clickhouse migrate``'s, say."""
+    for dest in ("command", "action", "benchmark"):
+        chosen = getattr(args, dest, None)
+        subparsers = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if chosen is None or subparsers is None or chosen not in subparsers.choices:
+            break
+        parser = subparsers.choices[chosen]
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``slaflow`` console script: run the command, map its failure to an exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # name them in the usage of the command they were given to, not slaflow's
+        command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     # The worker logs through Faust; the other commands print for people and log only trouble.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     words = ["slaflow", args.command, *(getattr(args, sub, None) for sub in ("action", "benchmark"))]

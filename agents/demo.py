@@ -32,7 +32,7 @@ from clickhouse_connect.driver.client import Client
 
 from agents.alerts import ALERT, LinePrinter, in_time_order
 from agents.feed import DemoFeed, run_feed
-from agents.settings import Settings
+from agents.settings import Settings, ensure_free_port
 from agents.sink import catch_up
 from agents.topics import TopicNames, ensure_topics
 from deploy.kafka.broker import LocalKafka, die_with_parent
@@ -131,10 +131,10 @@ def queue_summary(client: Client, database: str, until_ms: int) -> list[str]:
     rows = client.query(QUEUE_SUMMARY.replace("{db}", database), parameters={"until_ms": until_ms}).result_rows
     if not rows:
         return ["  (no KPI has started yet)"]
-    lines = [f"  {'queue':<12} {'met':>5} {'breached':>9} {'open, late':>11}  longest wait past a deadline"]
+    lines = [f"  {'queue':<12} {'met':>5} {'breached':>9} {'of them open':>13}  longest wait past a deadline"]
     for queue, met, breached, open_late, worst, worst_ms in rows:
         longest = f"{worst}: {format_span(worst_ms)}" if breached else "-"
-        lines.append(f"  {queue:<12} {met:>5} {breached:>9} {open_late:>11}  {longest}")
+        lines.append(f"  {queue:<12} {met:>5} {breached:>9} {open_late:>13}  {longest}")
     return lines
 
 
@@ -155,8 +155,14 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal, signum)
     started = time.time()
     printer = asyncio.create_task(print_alerts(settings, stop, out))
     feed = asyncio.create_task(run_feed(settings.kafka_bootstrap, names.case_events, settings.partitions, stop, plan))
@@ -187,7 +193,11 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     await catch_up(settings)  # what the sink had not written when it stopped (it migrated too)
     client = connect(settings.effective_clickhouse_url, settings.clickhouse_database)
     try:
-        print("Per queue (KPIs met, breached, still open past their deadline):", file=out)
+        print(
+            "Per queue: KPIs met, KPIs breached (ended late, or still open past their deadline: 'of them open'), and "
+            "the longest wait past a deadline:",
+            file=out,
+        )
         for line in queue_summary(client, settings.clickhouse_database, fed.until_ms):
             print(line, file=out)
         html = run_dir / "report.html"
@@ -197,11 +207,16 @@ async def _run(settings: Settings, duration_s: float | None, out: TextIO) -> int
     print(f"report: {analysis.headline}", file=out)
     print(f"HTML report: {html.resolve()} (slaflow report --data-dir {run_dir} prints the whole report)", file=out)
     codes = (worker.returncode, sink.returncode)
-    return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
+    if not all(code in (0, -signal.SIGTERM) for code in codes):
+        return 1
+    return 130 if signal.SIGINT in received else 0  # Ctrl-C is an interrupt, as in every command
 
 
 def run_demo(settings: Settings, duration_s: float | None = None, out: TextIO = sys.stdout) -> int:
-    """Run the demo; return the process exit code."""
+    """Run the demo; return the process exit code. Ports that another process holds are refused before anything
+    starts (and before the last run's data directory is cleared)."""
+    for port in ("web_port", "sink_metrics_port"):
+        ensure_free_port(settings, port)
     run_dir = Path(settings.data_dir)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)

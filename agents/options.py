@@ -12,9 +12,10 @@ an unusable value under the name the user typed (``--partitions`` or
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +42,8 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if "(default" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        nothing = default is None or default is False or default in ([], "", argparse.SUPPRESS)
+        if "(default" in text or nothing or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
@@ -102,26 +104,24 @@ def _argument_type(kind: type) -> Any:
     return str
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+def _bounded(kind: type[int] | type[float], low: float, *, inclusive: bool, what: str) -> Callable[[str], Any]:
+    """An argparse type: a ``kind`` of at least ``low`` (``inclusive``) or above it, named ``what`` in errors."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
 
 
-def seconds(text: str) -> float:
-    """An argparse type: a number of seconds, more than 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
-    return value
+positive_int: Final = _bounded(int, 1, inclusive=True, what="a whole number of at least 1")
+positive_number: Final = _bounded(float, 0, inclusive=False, what="a number above 0")
+non_negative_number: Final = _bounded(float, 0, inclusive=True, what="a number of at least 0")
 
 
 def instant_arg(text: str) -> int:

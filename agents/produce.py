@@ -40,9 +40,9 @@ MAX_PRINTED_REJECTS: Final = 20
 EXIT_INTERRUPTED: Final = 130
 
 
-class _Lines:
+class LineReader:
     """Parses JSON lines into events, reporting each invalid one on ``errors`` with its line number (the first
-    :data:`MAX_PRINTED_REJECTS`; the others are counted at the end)."""
+    :data:`MAX_PRINTED_REJECTS`; the others are counted at the end); ``rejected`` counts them."""
 
     def __init__(self, source: str, errors: TextIO) -> None:
         self.source = source
@@ -67,9 +67,8 @@ class _Lines:
             print(f"{self.source}: {self.rejected - MAX_PRINTED_REJECTS} more rejected lines", file=self.errors)
 
 
-def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator[InputEvent]:
-    """The valid events of JSON ``lines``; each invalid one is reported on ``errors`` with its line number."""
-    parser = _Lines(source, errors)
+def read_events(lines: Iterable[bytes], parser: LineReader) -> Iterator[InputEvent]:
+    """The valid events of JSON ``lines``; each invalid one is reported by ``parser``."""
     for line in lines:
         event = parser.parse(line)
         if event is not None:
@@ -77,9 +76,8 @@ def read_events(lines: Iterable[bytes], source: str, errors: TextIO) -> Iterator
     parser.finish()
 
 
-async def read_events_async(lines: AsyncIterator[bytes], source: str, errors: TextIO) -> AsyncIterator[InputEvent]:
+async def read_events_async(lines: AsyncIterator[bytes], parser: LineReader) -> AsyncIterator[InputEvent]:
     """:func:`read_events` of lines that arrive over time (a pipe): the event loop keeps sending meanwhile."""
-    parser = _Lines(source, errors)
     async for line in lines:
         event = parser.parse(line)
         if event is not None:
@@ -179,24 +177,26 @@ def _cmd_produce(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot read {args.events}: {exc.strerror or exc}") from exc
     started = time.monotonic()
     sent: Counter[str] = Counter()
+    reader = LineReader(args.events, sys.stderr)
     streamed = handle is sys.stdin.buffer and not stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
     try:
         with handle:
-            events = (
-                read_events_async(pipe_lines(handle), args.events, sys.stderr)
-                if streamed
-                else read_events(handle, args.events, sys.stderr)
-            )
+            events = read_events_async(pipe_lines(handle), reader) if streamed else read_events(handle, reader)
             asyncio.run(produce(settings, events, create_topics=args.create_topics, sent=sent))
     except KeyboardInterrupt:
-        print(f"slaflow produce: interrupted: {_where(sent)} before the interruption", file=sys.stderr)
+        print(f"slaflow produce: interrupted: {_where(sent, reader)} before the interruption", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"slaflow produce: {_where(sent)} in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(f"slaflow produce: {_where(sent, reader)} in {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
 
 
-def _where(sent: Counter[str]) -> str:
-    """``sent 1,812 events: 1,700 to P.case-events, 112 to P.calls``."""
+def _where(sent: Counter[str], reader: LineReader) -> str:
+    """``sent 1,812 events (1,700 to P.case-events, 112 to P.calls), 2 lines rejected``."""
     total = sum(sent.values())
     parts = ", ".join(f"{n:,} to {topic}" for topic, n in sorted(sent.items(), key=lambda item: (-item[1], item[0])))
-    return f"sent {total:,} event{'s' if total != 1 else ''}" + (f" ({parts})" if parts else "")
+    rejected = reader.rejected
+    return (
+        f"sent {total:,} event{'s' if total != 1 else ''}"
+        + (f" ({parts})" if parts else "")
+        + (f", {rejected:,} line{'s' if rejected != 1 else ''} rejected (reported above)" if rejected else "")
+    )

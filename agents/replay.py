@@ -267,6 +267,11 @@ class _Run:
         kinds = [(kind.value, replayer.outputs[kind.value]) for kind in OutputKind if replayer.outputs[kind.value]]
         outputs = sum(replayer.outputs.values())
         lines.append(f"  {outputs:,} outputs" + (f": {', '.join(f'{k} {n:,}' for k, n in kinds)}" if kinds else ""))
+        if replayer.applied and not replayer.outputs[OutputKind.KPI_STARTED.value]:
+            lines.append(
+                "  no KPI started: no policy's applies_when and start condition held for these events (check the "
+                "events' entity_type, attributes and kind against the policy file)"
+            )
         rate = self.read / elapsed_s if elapsed_s > 0 else 0.0
         lines.append(f"  took {elapsed_s:.2f} s, {rate:,.0f} events/s")
         return "\n".join(lines)

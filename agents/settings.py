@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -43,7 +44,7 @@ class Settings:
 
     kafka_bootstrap: str = _env(
         "KAFKA_BOOTSTRAP",
-        "Kafka bootstrap servers (host:port[,host:port]). Empty: `slaflow run` starts a local broker.",
+        "Kafka bootstrap servers, host:port[,host:port] (`slaflow run` starts a local broker when none is set).",
         "",
         "--bootstrap",
         "HOST:PORT",
@@ -83,7 +84,8 @@ class Settings:
         "--replication-factor", "N",
     )  # fmt: skip
     app_id: str = _env(
-        "SLAFLOW_APP_ID", "Faust application id: the consumer group and changelog topic prefix.", "slaflow",
+        "SLAFLOW_APP_ID", "Application id: the workers' consumer group and table names (the sink's group is "
+        "APP_ID-clickhouse).", "slaflow",
         "--app-id", "ID",
     )  # fmt: skip
     processing_guarantee: str = _env(
@@ -252,6 +254,12 @@ class Settings:
         for name in ("batch_window_s", "commit_interval_s", "sink_flush_s"):
             if not 0 < getattr(self, name) <= 60:
                 fail(name, f"must be more than 0 and at most 60 seconds, got {getattr(self, name)}")
+        for server in filter(None, (part.strip() for part in self.kafka_bootstrap.split(","))):
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                fail(
+                    "kafka_bootstrap", f"must be host:port[,host:port] with a port number, got {self.kafka_bootstrap!r}"
+                )
         if self.clickhouse_url and not self.clickhouse_url.startswith(CLICKHOUSE_SCHEMES):
             fail(
                 "clickhouse_url",
@@ -295,6 +303,26 @@ class Settings:
             doc = f.metadata["doc"].replace("|", "\\|")
             lines.append(f"| `{f.metadata['env']}` | {flag} | {shown} | {doc} |")
         return "\n".join(lines) + "\n"
+
+
+def ensure_free_port(settings: Settings, name: str) -> None:
+    """Raise :class:`ConfigError` if the port of setting ``name`` (``web_port``, ``sink_metrics_port``) cannot be
+    listened on at ``web_bind`` (another process has it): one paragraph at start, not a traceback from the web
+    server later. Port 0 (no server) is always fine."""
+    port = getattr(settings, name)
+    if not port:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.web_bind, port))
+        except OSError as exc:
+            meta = next(f.metadata for f in fields(Settings) if f.name == name)
+            raise ConfigError(
+                f"cannot listen on {settings.web_bind}:{port} ({exc.strerror or exc}): another process has it (a "
+                f"worker or sink still running?). Stop it, or choose another port with {meta['flag']} (or "
+                f"{meta['env']}; 0 for none)"
+            ) from exc
 
 
 def machine_zone() -> tzinfo:

@@ -51,7 +51,15 @@ from pathlib import Path
 from typing import IO, Any, Final
 from zoneinfo import ZoneInfo
 
-from agents.options import KAFKA, add_settings, command, instant_arg, settings_from
+from agents.options import (
+    KAFKA,
+    add_settings,
+    command,
+    instant_arg,
+    non_negative_number,
+    positive_number,
+    settings_from,
+)
 from agents.settings import DEFAULT_POLICIES
 from streams.calendar import BusinessCalendar, preset
 from streams.errors import ConfigError
@@ -1345,10 +1353,10 @@ def add_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser])
         "comes, e.g. `slaflow simulate --start now --speed 1 | slaflow produce --events -`.",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, metavar="N", help="random seed")
-    parser.add_argument("--days", type=float, default=defaults.days, metavar="DAYS", help="days of arrivals")
+    parser.add_argument("--days", type=positive_number, default=defaults.days, metavar="DAYS", help="days of arrivals")
     parser.add_argument(
         "--settle-days",
-        type=float,
+        type=non_negative_number,
         default=defaults.settle_days,
         metavar="DAYS",
         help="days after the last arrival during which open records go on",

@@ -34,15 +34,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from prometheus_client import start_http_server
 
-from agents.settings import Settings
+from agents.settings import Settings, ensure_free_port
 from agents.topics import KafkaUnavailable, TopicNames, group_offsets, start_client, topic_partitions
 from sinks.clickhouse import ClickHouseSink, SinkError, connect, masked, migrate
 from sinks.metrics import SinkMetrics
 from sinks.rows import TOPIC_ATTRIBUTES
-from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+EXIT_FAILED: Final = 1
+EXIT_INTERRUPTED: Final = 130
 BACKLOG_INTERVAL_S: Final = 2.0
 """Seconds between two updates of the backlog gauge (it asks the broker for offsets)."""
 
@@ -99,8 +100,9 @@ class SinkLoop:
         self._topic_of = sink_topics(settings)
         self._backlog_at = 0.0
 
-    async def connect(self, stop: asyncio.Event) -> bool:
-        """Reach ClickHouse and migrate its schema, retrying with back-off until it works or ``stop`` is set."""
+    async def connect(self, stop: asyncio.Event, *, retry: bool = True) -> bool:
+        """Reach ClickHouse and migrate its schema, retrying with back-off until it works or ``stop`` is set (without
+        ``retry``, a failure is raised at once: a one-off catch-up has no one to wait for)."""
         s = self.settings
         delays = backoff_delays()
         while not stop.is_set():
@@ -108,6 +110,8 @@ class SinkLoop:
                 client = await asyncio.to_thread(connect, s.effective_clickhouse_url, s.clickhouse_database)
                 report = await asyncio.to_thread(migrate, client, s.clickhouse_database)
             except SinkError as exc:
+                if not retry:
+                    raise
                 self.metrics.error("connect")
                 delay = next(delays)
                 log.warning("ClickHouse unavailable (%s); retrying in %.1f s", exc, delay)
@@ -243,7 +247,7 @@ async def run_sink(
     try:
         # Up to the ends the topics have now: with a worker's ticker writing into case-events, the end moves on.
         targets = await consumer.end_offsets(await topic_partitions(admin, list(sink_topics(settings))))
-        if not await loop.connect(stop):
+        if not await loop.connect(stop, retry=not until_caught_up):
             return 0
         while not stop.is_set():
             written += await loop.batch(stop)
@@ -255,7 +259,8 @@ async def run_sink(
         if loop.sink is not None:
             loop.sink.close()
             loop.sink.client.close()
-    log.info("ClickHouse sink stopped: %d rows written; messages %s", written, dict(loop.messages))
+    counted = ", ".join(f"{outcome} {n:,}" for outcome, n in sorted(loop.messages.items())) or "none"
+    log.info("ClickHouse sink stopped: %d rows written; messages read: %s", written, counted)
     return written
 
 
@@ -266,30 +271,35 @@ async def catch_up(settings: Settings) -> int:
 
 def serve(settings: Settings, *, catch_up: bool = False) -> int:
     """``slaflow sink``: serve ``/metrics`` on ``sink_metrics_port`` and sink until SIGTERM or SIGINT (with
-    ``catch_up``: until every topic is written up to its end, then say how many rows)."""
+    ``catch_up``: until every topic is written up to its end, then say how many rows). Exit code: 0, or 130 after
+    a SIGINT (Ctrl-C); a catch-up stopped by a signal before it caught up says so (130, or 1 after SIGTERM)."""
     metrics = SinkMetrics()
     if settings.sink_metrics_port:
-        try:
-            start_http_server(settings.sink_metrics_port, settings.web_bind, registry=metrics.registry)
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot serve /metrics on {settings.web_bind}:{settings.sink_metrics_port} ({exc.strerror or exc}); "
-                "choose another port with --metrics-port (or SLAFLOW_SINK_METRICS_PORT; 0 for none)"
-            ) from exc
+        ensure_free_port(settings, "sink_metrics_port")
+        start_http_server(settings.sink_metrics_port, settings.web_bind, registry=metrics.registry)
         log.info("sink metrics on http://%s:%d/metrics", settings.web_bind, settings.sink_metrics_port)
+    received: list[int] = []
 
     async def main() -> int:
         stop = asyncio.Event()
         running = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            stop.set()
+
         for signum in (signal.SIGINT, signal.SIGTERM):
-            running.add_signal_handler(signum, stop.set)
+            running.add_signal_handler(signum, on_signal, signum)
         return await run_sink(settings, stop, metrics, until_caught_up=catch_up)
 
     written = asyncio.run(main())
+    code = EXIT_INTERRUPTED if signal.SIGINT in received else 0
     if catch_up:
-        print(
-            f"slaflow sink: caught up: {written:,} rows written to {masked(settings.effective_clickhouse_url)}, "
-            f"database {settings.clickhouse_database}",
-            file=sys.stderr,
+        where = f"{written:,} rows written to {masked(settings.effective_clickhouse_url)}, database " + (
+            settings.clickhouse_database
         )
-    return 0
+        if received:
+            print(f"slaflow sink: stopped before it caught up: {where}", file=sys.stderr)
+            return code or EXIT_FAILED
+        print(f"slaflow sink: caught up: {where}", file=sys.stderr)
+    return code

@@ -166,11 +166,12 @@ async def missing_topics(settings: Settings, topics: Iterable[str]) -> list[str]
     return [topic for topic in topics if topic not in existing]
 
 
-async def require_topics(settings: Settings, topics: Iterable[str], *, create: bool) -> None:
-    """Check that ``topics`` exist before writing to them; with ``create``, create slaflow's missing topics.
+async def require_topics(settings: Settings, topics: Iterable[str], *, create: bool | None) -> None:
+    """Check that ``topics`` exist before using them; with ``create``, create slaflow's missing topics.
 
     A tool must not create a new set of topics because of a typo in a prefix: without ``create`` a missing
-    topic is a :class:`ConfigError` that names it and says how to create it.
+    topic is a :class:`ConfigError` that names it and says what to do (``create=None``: a reader, which has no
+    ``--create-topics`` to suggest).
     """
     if create:
         await ensure_topics(settings)
@@ -178,10 +179,10 @@ async def require_topics(settings: Settings, topics: Iterable[str], *, create: b
     missing = await missing_topics(settings, topics)
     if missing:
         which = f"topic {missing[0]} does not" if len(missing) == 1 else f"topics {', '.join(missing)} do not"
+        hint = "" if create is None else "; pass --create-topics to create them here"
         raise ConfigError(
-            f"{which} exist on {settings.kafka_bootstrap}. Check --topic-prefix (or "
-            "SLAFLOW_TOPIC_PREFIX) and the topic flags: a worker creates its topics when it starts; pass "
-            "--create-topics to create them here"
+            f"{which} exist on {settings.kafka_bootstrap}. Check --topic-prefix (or SLAFLOW_TOPIC_PREFIX) and the "
+            f"topic flags: a worker creates its topics when it starts{hint}"
         )
 
 

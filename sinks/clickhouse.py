@@ -23,8 +23,11 @@ and exactly one in every ``FINAL`` query: the views read ``FINAL``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
+import os
 import queue
 import re
 import shutil
@@ -204,6 +207,12 @@ def connect(url: str, database: str) -> Client:
         path = urlparse(url).path or urlparse(url).netloc
         if path and path not in ("memory", ":memory:"):
             Path(path).mkdir(parents=True, exist_ok=True)
+            if _held_by_another_process(Path(path)):
+                raise ClickHouseUnavailable(
+                    f"the embedded ClickHouse in {path} is open in another process (a running sink, the demo or a "
+                    "report: one process at a time). Stop it, or point --clickhouse-url at a ClickHouse server to "
+                    "read while the sink writes"
+                )
     try:
         client = clickhouse_connect.get_client(dsn=url)
         client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
@@ -212,6 +221,42 @@ def connect(url: str, database: str) -> Client:
         detail = str(exc).replace(password, "***") if password else str(exc)
         raise ClickHouseUnavailable(f"cannot reach ClickHouse at {masked(url)}: {detail}") from exc
     return client
+
+
+def _held_by_another_process(directory: Path) -> bool:
+    """Whether an embedded ClickHouse engine of another process has ``directory`` open: its ``status`` file is
+    locked (``flock``) for as long as it runs. Asked before opening, so that the engine's own refusal (printed to
+    stderr by the engine itself) never reaches the user."""
+    status = directory.resolve() / "status"
+    if _open_here(status):
+        return False  # this process's own engine (chDB keeps one per process and reuses it)
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return False  # no status file: no engine has the directory open
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _open_here(path: Path) -> bool:
+    """Whether this process has ``path`` open (Linux: its descriptors in ``/proc/self/fd``)."""
+    fds = Path("/proc/self/fd")
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False
+    for name in names:
+        with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+            if os.readlink(fds / name) == str(path):
+                return True
+    return False
 
 
 class ClickHouseSink:

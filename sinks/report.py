@@ -293,7 +293,9 @@ class Report:
             if not running:
                 return "No KPI has ended yet: the database holds no KPI."
             return f"No KPI has ended yet: {_n(running)} open, {_n(t.open_breached)} of them past their deadline."
-        parts = [f"{_n(t.ended)} KPIs ended, {_pct(t.met_share)} met"]
+        parts = [
+            f"{_n(t.ended)} KPIs ended ({_n(t.met)} met, {_n(t.breached_ended)} breached, {_n(t.cancelled)} cancelled)"
+        ]
         if t.open_breached:
             parts.append(f"{_n(t.open_breached)} open past their deadline")
         if self.bottlenecks:

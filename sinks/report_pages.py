@@ -28,9 +28,9 @@ from sinks.report import (
     Report,
     build_report,
 )
+from streams.display import HOUR_MS, format_span, format_when
 from streams.display import format_count as _n
 from streams.display import format_share as _pct
-from streams.display import format_when
 
 HOW_TO_READ: Final = (
     "How to read this: a rate counts the KPIs whose outcome is known, those met and those past their deadline "
@@ -87,7 +87,17 @@ class Section:
 
 
 def _bottleneck_rows(report: Report) -> Rows:
-    headers = ["#", "where", "KPIs", "breaches", "rate", "at the avg rate", "beyond the avg", "mean h", "overdue h"]
+    headers = [
+        "#",
+        "where",
+        "met or breached",
+        "breaches",
+        "rate",
+        "at the avg rate",
+        "beyond the avg",
+        "mean h",
+        "overdue h",
+    ]
     rows = [
         [
             str(n),
@@ -114,7 +124,17 @@ def _bottleneck_note(report: Report) -> str:
 
 
 def _group_rows(groups: Sequence[GroupRate]) -> Rows:
-    headers = ["", "KPIs", "breaches", "breach rate", "ended", "met of ended", "open, late", "mean business h"]
+    headers = [
+        "",
+        "met or breached",
+        "breaches",
+        "breach rate",
+        "ended",
+        "met of ended",
+        "open, late",
+        "mean business h",
+    ]
+    groups = [g for g in groups if g.decided or g.ended or g.open_breached]  # a row of zeros says nothing
     rows = [
         [
             g.name,
@@ -157,7 +177,7 @@ def _call_rows(report: Report) -> Rows:
 
 
 def _agent_rows(report: Report) -> Rows:
-    headers = ["agent", "KPIs", "met", "breaches", "breach rate", "calls", "talk h", "e-mails sent"]
+    headers = ["agent", "met or breached", "met", "breaches", "breach rate", "calls", "talk h", "e-mails sent"]
     rows = [
         [
             a.agent,
@@ -175,7 +195,7 @@ def _agent_rows(report: Report) -> Rows:
 
 
 def _open_late_rows(report: Report) -> Rows:
-    headers = ["record", "type", "KPI", "queue", "owner", "tier", "deadline", "overdue h"]
+    headers = ["record", "type", "KPI", "queue", "owner", "tier", "deadline", "overdue by"]
     rows = [
         [
             o.record_id,
@@ -185,7 +205,7 @@ def _open_late_rows(report: Report) -> Rows:
             o.owner or "-",
             o.tier or "-",
             format_when(int(o.deadline.timestamp() * 1000), report.zone),
-            _h(o.overdue_hours),
+            format_span(round(o.overdue_hours * HOUR_MS)),
         ]
         for o in report.open_late
     ]
@@ -222,7 +242,12 @@ def sections(report: Report) -> list[Section]:
             1,
             "no inbound call yet.",
         ),
-        Section("Agent workload (KPIs owned, calls answered, e-mails sent)", _agent_rows, 1, "no agent yet."),
+        Section(
+            "Agent workload (KPIs owned whose outcome is known, calls answered, e-mails sent)",
+            _agent_rows,
+            1,
+            "no agent yet.",
+        ),
     ]
 
 

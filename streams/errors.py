@@ -61,7 +61,8 @@ class PolicyError(ConfigError):
         self.source = source
         self.problems = tuple(problems)
         lines = "\n".join(f"  {source}: {p}" for p in self.problems)
-        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+        count = len(self.problems)
+        super().__init__(f"{source}: {count} problem{'' if count == 1 else 's'}:\n{lines}")
 
 
 class DeadLetterReason(StrEnum):

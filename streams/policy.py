@@ -532,11 +532,15 @@ class _Reader:
             return None  # its own problems are already reported
         if isinstance(raw, str) and raw in PRESET_NAMES:
             return self.preset(raw)
-        defined = ", ".join(map(repr, self.calendars)) or "none defined"
+        names = [*self.calendars, *sorted(self.broken_calendars)]
+        defined = ", ".join(map(repr, names)) or "none defined"
         presets = ", ".join(map(repr, PRESET_NAMES))
+        close = difflib.get_close_matches(str(raw), [*names, *PRESET_NAMES], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         self.add(
             path,
-            f"expected the name of a calendar under calendars ({defined}) or a preset ({presets}), got {_shown(raw)}",
+            f"expected the name of a calendar under calendars ({defined}) or a preset ({presets}), got "
+            f"{_shown(raw)}{hint}",
         )
         return None
 

@@ -47,7 +47,7 @@ from types import TracebackType
 
 from aiokafka.client import AIOKafkaClient
 
-from streams.errors import SlaflowError
+from streams.errors import ConfigError, SlaflowError
 
 KAFKA_HOME = Path(__file__).resolve().parent
 """The folder holding ``pom.xml``, ``log4j2.properties`` and ``lib/``."""
@@ -86,14 +86,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+class PortInUse(BrokerError, ConfigError):
+    """The port asked for is taken: a configuration matter (exit code 2), like every setting that cannot be used."""
+
+
 def _check_port_free(host: str, port: int, what: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free to listen on
         try:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
-            raise BrokerError(
+            raise PortInUse(
                 f"Cannot start the local Kafka broker: {what} port {host}:{port} is already in use "
                 "(another broker, or a process left from an earlier run?). Stop whatever listens there "
                 f"(`ss -ltnp 'sport = :{port}'` shows it), or choose another port, or leave the port unset "
@@ -361,33 +366,38 @@ class LocalKafka:
         )
 
 
+def serve(data_dir: Path | None = None, port: int = 0) -> int:
+    """Start a broker and keep it running until SIGINT (exit code 130) or SIGTERM (0); raises :class:`BrokerError`
+    when it cannot start."""
+    received: list[int] = []
+
+    def _on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    kafka = LocalKafka(data_dir=data_dir, port=port)
+    bootstrap = kafka.start()
+    print(f"Apache Kafka {kafka.version} listening on {bootstrap} (log: {kafka.log_path})", flush=True)
+    try:
+        while not received and kafka._process is not None and kafka._process.poll() is None:
+            time.sleep(0.5)
+    finally:
+        kafka.stop()
+    return 130 if signal.SIGINT in received else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Start a broker and keep it running until SIGINT/SIGTERM."""
+    """``python -m deploy.kafka.broker``: :func:`serve` with the command line's data directory and port."""
     parser = argparse.ArgumentParser(prog="python -m deploy.kafka.broker", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory (default: a temporary one)")
     parser.add_argument("--port", type=int, default=0, help="broker port on 127.0.0.1 (default: a free one)")
     args = parser.parse_args(argv)
-    stop = False
-
-    def _on_signal(signum: int, frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    kafka = LocalKafka(data_dir=args.data_dir, port=args.port)
     try:
-        bootstrap = kafka.start()
+        return serve(args.data_dir, args.port)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"Apache Kafka {kafka.version} listening on {bootstrap} (log: {kafka.log_path})", flush=True)
-    try:
-        while not stop and kafka._process is not None and kafka._process.poll() is None:
-            time.sleep(0.5)
-    finally:
-        kafka.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -92,11 +92,11 @@ def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: S
         assert shown.returncode == 0, shown.stderr
         lines = shown.stdout.splitlines()
         assert lines == [
-            "Mon 2026-05-04 09:30 CEST  WARNING  case R-1 first_response (vip): 30 min of 1 h used (50 %), deadline "
+            "Mon 2026-05-04 09:30 CEST  WARNING        case R-1 first_response (vip): 30 min of 1 h used (50 %), deadline "
             "10:00 CEST; tier=VIP owner=ana queue=billing",
-            "Mon 2026-05-04 09:30 CEST  WARNING  case R-2 first_response (vip): 30 min of 1 h used (50 %), deadline "
+            "Mon 2026-05-04 09:30 CEST  WARNING        case R-2 first_response (vip): 30 min of 1 h used (50 %), deadline "
             "10:00 CEST; tier=VIP owner=ana queue=sales",
-            "Mon 2026-05-04 10:00 CEST  BREACH   case R-2 first_response (vip): 1 h of 1 h used (100 %), deadline "
+            "Mon 2026-05-04 10:00 CEST  BREACH         case R-2 first_response (vip): 1 h of 1 h used (100 %), deadline "
             "10:00 CEST; tier=VIP owner=ana queue=sales",
         ], shown.stdout
 
@@ -104,7 +104,7 @@ def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: S
         assert "KPI_STARTED    case R-1 first_response (vip): target 1 h, deadline 10:00 CEST" in everything
         assert "KPI_SUCCEEDED  case R-1 first_response (vip): met after 39 min 59 s of 1 h" in everything
         assert "DURATION       case R-1 first_response (vip): met; 39 min 59 s business time of 1 h" in everything
-        letter = next(line for line in everything.splitlines() if "DEAD LETTER" in line)
+        letter = next(line for line in everything.splitlines() if "DEAD_LETTER" in line)
         assert "undecodable: " in letter and "key R-9" in letter and "\\x1b[2J" in letter and "\x1b" not in letter
 
         assert [line.split()[6] for line in alerts(settings, "--from-beginning", "--queue", "sales").stdout.splitlines()
@@ -139,12 +139,12 @@ def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: S
                 asyncio.run(produce(settings.kafka_bootstrap, events_and_ticks(settings, later, T0 + 140 * MIN)))
                 assert follower.stdout is not None
                 first = follower.stdout.readline()  # blocks until the line comes (the test's timeout guards it)
-                assert "WARNING  case R-3 first_response (vip)" in first and "UTC" in first, first
+                assert "WARNING        case R-3 first_response (vip)" in first and "UTC" in first, first
                 follower.send_signal(signal.SIGINT)
                 out, err = follower.communicate(timeout=30)
             finally:
                 follower.kill()  # a failed check must not leave the test waiting for it
         assert follower.returncode == 130, err
-        assert "BREACH   case R-3" in out and err.strip().endswith("stopped (Ctrl-C) after 2 messages")
+        assert "BREACH         case R-3" in out and err.strip().endswith("stopped (Ctrl-C) after 2 messages")
     finally:
         stop_process(worker)

@@ -91,7 +91,8 @@ def test_a_prefix_typo_creates_no_topics_and_produce_says_where_events_went(sett
     done = slaflow("produce", "--events", "-", "--topic-prefix", unique, env=env, stdin=lines)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines()[-1].startswith(
-        f"slaflow produce: sent 3 events (2 to {names.case_events}, 1 to {names.calls}) in "
+        f"slaflow produce: sent 3 events (2 to {names.case_events}, 1 to {names.calls}), 1 line rejected (reported "
+        "above) in "
     ), done.stderr
     assert "-:4: bad_json" in done.stderr
 

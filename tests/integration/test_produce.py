@@ -7,7 +7,7 @@ import json
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from agents.produce import produce, read_events
+from agents.produce import LineReader, produce, read_events
 from agents.settings import Settings
 from agents.topics import TopicNames
 from schemas.codec import INPUT_MESSAGE
@@ -25,7 +25,9 @@ def test_valid_lines_are_sent_keyed_by_record_and_bad_lines_reported(settings: S
     lines.insert(5, "{not json")
     lines.insert(9, json.dumps({"event_id": "x", "record_id": "C-9", "kind": "created"}))
     errors = io.StringIO()
-    sent = asyncio.run(produce(settings, read_events([line.encode() for line in lines], "events.jsonl", errors)))
+    reader = LineReader("events.jsonl", errors)
+    sent = asyncio.run(produce(settings, read_events([line.encode() for line in lines], reader)))
+    assert reader.rejected == 2
     assert sent == 30
     assert "events.jsonl:6: bad_json" in errors.getvalue()
     assert "events.jsonl:10: missing_field" in errors.getvalue()

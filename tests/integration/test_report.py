@@ -165,7 +165,9 @@ def test_report_names_the_five_worst_bottlenecks_with_their_figures(loaded: Load
     assert 0 < t.breaches < t.decided
     assert report.as_of is not None
 
-    assert report.headline.startswith(f"{t.ended:,} KPIs ended, {100 * t.met / t.ended:.1f} % met")
+    assert report.headline.startswith(
+        f"{t.ended:,} KPIs ended ({t.met:,} met, {t.breached_ended:,} breached, {t.cancelled:,} cancelled)"
+    )
     assert "worst bottleneck: " + report.bottlenecks[0].full_label in report.headline
     text = render_text(report)
     assert text.splitlines()[0] == report.headline

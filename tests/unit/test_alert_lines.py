@@ -54,7 +54,7 @@ def transition(kind: str, **extra: Any) -> dict[str, Any]:
 def test_an_alert_line_names_the_record_the_kpi_the_time_used_and_the_deadline_in_the_zone() -> None:
     line = alert_line(alert(), BERLIN)
     assert line == (
-        "Mon 2026-05-04 11:00 CEST  BREACH   case C-1 first_response (vip): 1 h of 1 h used (100 %), deadline "
+        "Mon 2026-05-04 11:00 CEST  BREACH         case C-1 first_response (vip): 1 h of 1 h used (100 %), deadline "
         "11:00 CEST; tier=VIP owner=ana queue=billing -> notify supervisor"
     )
     assert alert_line(alert(revoked=True), BERLIN).split("  ")[1].startswith("REVOKED BREACH")
@@ -71,7 +71,7 @@ def test_an_escalation_at_its_breach_instant_joins_the_breach_line() -> None:
     printer.flush()
     assert len(lines) == 2
     assert "BREACH+ESCALATION#1 case C-1" in lines[0] and lines[0].endswith("escalation 1: reassign sv")
-    assert "  ESCALATION#2 " in lines[1] and "3 h of 1 h used" in lines[1]
+    assert "  ESCALATION#2   " in lines[1] and "3 h of 1 h used" in lines[1]
 
 
 def test_transition_and_duration_lines_say_what_happened_in_words() -> None:
@@ -99,7 +99,7 @@ def test_a_dead_letter_shows_why_where_and_safe_bytes() -> None:
         "dead_lettered_at_ms": T,
     }  # fmt: skip
     line = dead_letter_line(letter, BERLIN)
-    assert "DEAD LETTER    undecodable: p.case-events[1]@604 key C-1: not an InputMessage" in line
+    assert "DEAD_LETTER    undecodable: p.case-events[1]@604 key C-1: not an InputMessage" in line
     assert "\x1b" not in line and "\x07" not in line and "\\x1b[31mred\\x07\\x5c" in line  # no terminal control
     assert "71 bytes" in line and line.endswith("...")
     assert preview(None) == "(none)"

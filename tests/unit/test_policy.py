@@ -167,7 +167,7 @@ def test_warning_as_a_share_and_as_a_duration() -> None:
 
 def test_shipped_files_load() -> None:
     default = load_policies(DEFAULT)
-    assert default.version == "2026-11-22"
+    assert default.version == "2026-12-08"
     assert (default.allowed_lateness_ms, default.max_lateness_ms, default.unmatched) == (0, H, "ignore")
     assert {"always", "weekdays", "office", "field"} <= set(default.calendars)
     names = [p.name for p in default.policies]
@@ -460,7 +460,7 @@ def test_a_broken_file_reports_every_problem_at_once(tmp_path: Path) -> None:
     assert "duplicate policy name 'vip' (first at policies[0])" in problems["policies[2].name"]
     assert "quoted" in problems["policies[1].kpis[1].on_breach[0].raise_priority"]
     message = str(caught.value)
-    assert str(path) in message and f"{len(problems)} problem(s)" in message
+    assert str(path) in message and f"{len(problems)} problem{'' if len(problems) == 1 else 's'}:" in message
     assert f"{path}: policies[0].kpis[0].target: expected a positive duration" in message
 
 

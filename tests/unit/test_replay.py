@@ -227,7 +227,7 @@ def test_cli_bad_policy_file_lists_every_problem(tmp_path: Path, capsys: pytest.
     events.write_text("")
     assert run("--policies", policies, "--events", events, "--out", tmp_path / "out.jsonl") == 2
     err = capsys.readouterr().err
-    assert "3 problem(s)" in err
+    assert "3 problems:" in err
     for where in ("policies[0].kpis[0].stopp", "policies[0].kpis[0].target", "policies[0].kpis[0].stop:"):
         assert where in err
     assert not (tmp_path / "out.jsonl").exists()

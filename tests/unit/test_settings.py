@@ -27,6 +27,8 @@ def test_environment_then_flags() -> None:
         ({"SLAFLOW_LOG_LEVEL": "loud"}, r"^SLAFLOW_LOG_LEVEL must be one of debug, info, warn, error; got 'loud'$"),
         ({"SLAFLOW_CLICKHOUSE_URL": "clickhouse:8123"}, r"^SLAFLOW_CLICKHOUSE_URL must start with chdb://"),
         ({"SLAFLOW_DISPLAY_TZ": "Mars/Olympus"}, r"^SLAFLOW_DISPLAY_TZ must be an IANA time zone"),
+        ({"KAFKA_BOOTSTRAP": "localhost:abc"}, r"^KAFKA_BOOTSTRAP must be host:port\[,host:port\] with a port number"),
+        ({"KAFKA_BOOTSTRAP": "b1:9092,:9093"}, r"^KAFKA_BOOTSTRAP must be host:port"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], message: str) -> None:
