@@ -92,12 +92,12 @@ def test_alerts_prints_what_the_worker_emits_for_people_and_machines(settings: S
         assert shown.returncode == 0, shown.stderr
         lines = shown.stdout.splitlines()
         assert lines == [
-            "Mon 2026-05-04 09:30 CEST  WARNING        case R-1 first_response (vip): 30 min of 1 h used (50 %), deadline "
-            "10:00 CEST; tier=VIP owner=ana queue=billing",
-            "Mon 2026-05-04 09:30 CEST  WARNING        case R-2 first_response (vip): 30 min of 1 h used (50 %), deadline "
-            "10:00 CEST; tier=VIP owner=ana queue=sales",
-            "Mon 2026-05-04 10:00 CEST  BREACH         case R-2 first_response (vip): 1 h of 1 h used (100 %), deadline "
-            "10:00 CEST; tier=VIP owner=ana queue=sales",
+            "Mon 2026-05-04 09:30 CEST  WARNING        case R-1 first_response (vip): 30 min of 1 h used (50 %), "
+            "deadline 10:00 CEST; tier=VIP owner=ana queue=billing",
+            "Mon 2026-05-04 09:30 CEST  WARNING        case R-2 first_response (vip): 30 min of 1 h used (50 %), "
+            "deadline 10:00 CEST; tier=VIP owner=ana queue=sales",
+            "Mon 2026-05-04 10:00 CEST  BREACH         case R-2 first_response (vip): 1 h of 1 h used (100 %), "
+            "deadline 10:00 CEST; tier=VIP owner=ana queue=sales",
         ], shown.stdout
 
         everything = alerts(settings, "--from-beginning", "--all").stdout
